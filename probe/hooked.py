@@ -1,0 +1,67 @@
+"""HookedModel: TransformerLens' `HookedRootModule` with the conveniences every probe model shares.
+
+- `run_with_cache` returns a real `transformer_lens.ActivationCache`;
+- hook names are checked: an unknown name raises a KeyError listing the closest real names;
+- `is_hooked(hook_point)` tells a module whether anyone is looking (attention uses it to pick the fused path);
+- `save(dir)` writes safetensors + JSON (see `probe.checkpoint`), `probe.load(dir)` reads it back.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformer_lens import ActivationCache, HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+
+def is_hooked(hook_point: HookPoint) -> bool:
+    """True when a forward or backward hook is attached to `hook_point`."""
+    return bool(hook_point._forward_hooks or hook_point._backward_hooks)
+
+
+class HookedModel(HookedRootModule):
+    """Base class of probe's models. Subclasses build their modules, then call `self.setup()`."""
+
+    cfg: Any
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ---- hook names -------------------------------------------------------------------------------------------
+    def check_hook_name(self, name: str) -> None:
+        if name not in self.hook_dict:
+            close = difflib.get_close_matches(name, list(self.hook_dict), n=5, cutoff=0.5)
+            hint = f"; closest: {close}" if close else f"; hook names look like {list(self.hook_dict)[:4]}"
+            raise KeyError(f"{type(self).__name__} has no hook named {name!r}{hint}")
+
+    def _check_names(self, names: Any) -> None:
+        if isinstance(names, str):
+            self.check_hook_name(names)
+        elif isinstance(names, Sequence) and not callable(names):
+            for name in names:
+                self._check_names(name)
+
+    def add_hook(self, name, hook, dir="fwd", is_permanent=False, level=None, prepend=False) -> None:
+        if isinstance(name, str):
+            self.check_hook_name(name)
+        super().add_hook(name, hook, dir=dir, is_permanent=is_permanent, level=level, prepend=prepend)
+
+    def run_with_cache(self, *args: Any, names_filter: Any = None, **kwargs: Any) -> tuple[Any, ActivationCache]:
+        """Run the model and return `(output, ActivationCache)`; `names_filter` as in TransformerLens."""
+        self._check_names(names_filter)
+        out, cache = super().run_with_cache(*args, names_filter=names_filter, **kwargs)
+        return out, ActivationCache(cache, self, has_batch_dim=not kwargs.get("remove_batch_dim", False))
+
+    def hook_names(self, filter: Callable[[str], bool] | None = None) -> list[str]:
+        return [n for n in self.hook_dict if filter is None or filter(n)]
+
+    # ---- checkpoints --------------------------------------------------------------------------------------------
+    def save(self, path: str | Path, meta: dict | None = None, tokenizer: Any = None) -> Path:
+        from probe.checkpoint import save
+
+        return save(self, path, meta=meta, tokenizer=tokenizer)
