@@ -65,3 +65,10 @@ class HookedModel(HookedRootModule):
         from probe.checkpoint import save
 
         return save(self, path, meta=meta, tokenizer=tokenizer)
+
+    def to(self, *args: Any, **kwargs: Any):
+        """Move the model and keep `cfg.device` in step (TransformerLens' tools read it)."""
+        out = super().to(*args, **kwargs)
+        if hasattr(self.cfg, "device"):
+            self.cfg.device = str(self.device)
+        return out

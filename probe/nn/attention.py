@@ -1,0 +1,120 @@
+"""Multi-head scaled dot-product attention (Vaswani et al. 2017, sec. 3.2) with TransformerLens' hooks.
+
+Free when nobody looks: unless a hook sits on `hook_attn_scores` or `hook_pattern`, attention runs through
+`F.scaled_dot_product_attention` (fused kernels); otherwise the explicit path materialises scores and pattern.
+Both paths agree in outputs and gradients (tests/nn/test_attention.py). `hook_result` (per-head outputs) is only
+computed when hooked.
+
+Dimensions: b batch, p query pos, k key pos, h head, e d_head, d d_model.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import einsum, rearrange
+from jaxtyping import Bool, Float
+from torch import Tensor, nn
+from transformer_lens.hook_points import HookPoint
+
+from probe.hooked import is_hooked
+from probe.nn.positional import Rotary
+
+
+def attention_mask(
+    n_q: int, n_k: int, causal: bool, key_padding_mask: Bool[Tensor, "batch kpos"] | None, device
+) -> Bool[Tensor, "batch 1 qpos kpos"] | None:
+    """True where a query may attend to a key. Queries are the last n_q of n_k positions (a KV cache holds the rest).
+
+    A query row with no allowed key (a padded position whose keys are all padding) is left fully open, so that
+    both attention paths stay finite; its output is meaningless and callers mask it out of any loss.
+    """
+    if not causal and key_padding_mask is None:
+        return None
+    mask = torch.ones(1, 1, n_q, n_k, dtype=torch.bool, device=device)
+    if causal:
+        mask = torch.ones(n_q, n_k, dtype=torch.bool, device=device).tril(n_k - n_q)[None, None]
+    if key_padding_mask is not None:
+        mask = mask & key_padding_mask[:, None, None, :]
+    return mask | ~mask.any(-1, keepdim=True)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg, causal: bool, cross: bool = False) -> None:
+        super().__init__()
+        h, d, e = cfg.n_heads, cfg.d_model, cfg.d_head
+        self.causal, self.cross = causal and not cross, cross
+        self.n_heads, self.d_head = h, e
+        self.scale = e**-0.5 if cfg.use_attn_scale else 1.0
+        self.W_Q = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
+        self.W_K = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
+        self.W_V = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
+        self.W_O = nn.Parameter(torch.randn(h, e, d) * cfg.init_range)
+        self.b_Q = nn.Parameter(torch.zeros(h, e))
+        self.b_K = nn.Parameter(torch.zeros(h, e))
+        self.b_V = nn.Parameter(torch.zeros(h, e))
+        self.b_O = nn.Parameter(torch.zeros(d))
+        self.rotary = Rotary(cfg) if cfg.positional_embedding_type == "rotary" and not cross else None
+        self.hook_q = HookPoint()  # [batch pos head d_head]
+        self.hook_k = HookPoint()
+        self.hook_v = HookPoint()
+        if self.rotary is not None:
+            self.hook_rot_q = HookPoint()
+            self.hook_rot_k = HookPoint()
+        self.hook_attn_scores = HookPoint()  # [batch head query_pos key_pos]
+        self.hook_pattern = HookPoint()
+        self.hook_z = HookPoint()  # [batch pos head d_head]
+        self.hook_result = HookPoint()  # [batch pos head d_model]
+
+    def project(self, x: Float[Tensor, "batch pos d_model"], names: str) -> list[Tensor]:
+        """Project x with the weights named by `names` ("qkv", "q" or "kv") in a single matmul."""
+        W = torch.cat([getattr(self, f"W_{n.upper()}") for n in names])  # [n*h, d, e]
+        b = torch.cat([getattr(self, f"b_{n.upper()}") for n in names])  # [n*h, e]
+        out = x @ rearrange(W, "nh d e -> d (nh e)") + b.flatten()
+        out = rearrange(out, "b p (nh e) -> b p nh e", e=self.d_head)
+        return list(out.split(self.n_heads, dim=2))
+
+    def forward(
+        self,
+        x: Float[Tensor, "batch pos d_model"],
+        kv: Float[Tensor, "batch kpos d_model"] | None = None,
+        key_padding_mask: Bool[Tensor, "batch kpos"] | None = None,
+        cache: dict | None = None,
+    ) -> Float[Tensor, "batch pos d_model"]:
+        offset = cache.get("pos", 0) if cache is not None else 0
+        if not self.cross:
+            q, k, v = self.project(x, "qkv")
+        elif cache is not None and "k" in cache:  # cross-attention keys and values are fixed while decoding
+            (q,) = self.project(x, "q")
+            k, v = cache["k"], cache["v"]
+        else:
+            (q,) = self.project(x, "q")
+            k, v = self.project(kv, "kv")
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        if self.rotary is not None:
+            q = self.hook_rot_q(self.rotary(q, offset))
+            k = self.hook_rot_k(self.rotary(k, offset))
+        if cache is not None:
+            if not self.cross and "k" in cache:
+                k, v = torch.cat([cache["k"], k], 1), torch.cat([cache["v"], v], 1)
+            cache["k"], cache["v"], cache["pos"] = k, v, offset + x.shape[1]
+        mask = attention_mask(q.shape[1], k.shape[1], self.causal, key_padding_mask, x.device)
+
+        if is_hooked(self.hook_attn_scores) or is_hooked(self.hook_pattern):
+            scores = einsum(q, k, "b p h e, b k h e -> b h p k") * self.scale
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            pattern = self.hook_pattern(self.hook_attn_scores(scores).softmax(-1))
+            z = einsum(pattern.to(v.dtype), v, "b h p k, b k h e -> b p h e")
+        else:
+            q, k, v = (rearrange(t, "b p h e -> b h p e") for t in (q, k, v))
+            is_causal = self.causal and key_padding_mask is None and q.shape[2] == k.shape[2]
+            z = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=None if is_causal else mask, is_causal=is_causal, scale=self.scale
+            )
+            z = rearrange(z, "b h p e -> b p h e")
+        z = self.hook_z(z)
+        if is_hooked(self.hook_result):
+            result = self.hook_result(einsum(z, self.W_O, "b p h e, h e d -> b p h d"))
+            return result.sum(2) + self.b_O
+        return rearrange(z, "b p h e -> b p (h e)") @ rearrange(self.W_O, "h e d -> (h e) d") + self.b_O

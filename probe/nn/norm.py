@@ -1,0 +1,56 @@
+"""Normalisation layers with TransformerLens' hooks: LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019).
+
+`hook_scale` [batch pos 1] is the divisor, `hook_normalized` the normalised vector before the affine map, as in
+TransformerLens, so `ActivationCache.apply_ln_to_stack` works. When neither hook is active, the fused kernel runs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+from transformer_lens.hook_points import HookPoint
+
+from probe.hooked import is_hooked
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.w = nn.Parameter(torch.ones(d_model))
+        self.b = nn.Parameter(torch.zeros(d_model))
+        self.hook_scale = HookPoint()
+        self.hook_normalized = HookPoint()
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        if not (is_hooked(self.hook_scale) or is_hooked(self.hook_normalized)):
+            return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
+        x = x - x.mean(-1, keepdim=True)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        return self.hook_normalized(x / scale) * self.w + self.b
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.w = nn.Parameter(torch.ones(d_model))
+        self.hook_scale = HookPoint()
+        self.hook_normalized = HookPoint()
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        if not (is_hooked(self.hook_scale) or is_hooked(self.hook_normalized)):
+            return F.rms_norm(x, x.shape[-1:], self.w, self.eps)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        return self.hook_normalized(x / scale) * self.w
+
+
+def make_norm(cfg) -> nn.Module:
+    """LN, RMS, or the identity for `normalization_type=None`."""
+    if cfg.normalization_type == "LN":
+        return LayerNorm(cfg.d_model, cfg.eps)
+    if cfg.normalization_type == "RMS":
+        return RMSNorm(cfg.d_model, cfg.eps)
+    return nn.Identity()
