@@ -51,6 +51,10 @@ class HookedModel(HookedRootModule):
             self.check_hook_name(name)
         super().add_hook(name, hook, dir=dir, is_permanent=is_permanent, level=level, prepend=prepend)
 
+    def _enable_hook_with_name(self, name: str, hook: Callable, dir: str) -> None:  # run_with_hooks, hooks()
+        self.check_hook_name(name)
+        super()._enable_hook_with_name(name=name, hook=hook, dir=dir)
+
     def run_with_cache(self, *args: Any, names_filter: Any = None, **kwargs: Any) -> tuple[Any, ActivationCache]:
         """Run the model and return `(output, ActivationCache)`; `names_filter` as in TransformerLens."""
         self._check_names(names_filter)
