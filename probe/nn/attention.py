@@ -70,7 +70,7 @@ class Attention(nn.Module):
         """Project x with the weights named by `names` ("qkv", "q" or "kv") in a single matmul."""
         W = torch.cat([getattr(self, f"W_{n.upper()}") for n in names])  # [n*h, d, e]
         b = torch.cat([getattr(self, f"b_{n.upper()}") for n in names])  # [n*h, e]
-        out = x @ rearrange(W, "nh d e -> d (nh e)") + b.flatten()
+        out = F.linear(x, rearrange(W, "nh d e -> (nh e) d"), b.flatten())
         out = rearrange(out, "b p (nh e) -> b p nh e", e=self.d_head)
         return list(out.split(self.n_heads, dim=2))
 
@@ -98,23 +98,21 @@ class Attention(nn.Module):
             if not self.cross and "k" in cache:
                 k, v = torch.cat([cache["k"], k], 1), torch.cat([cache["v"], v], 1)
             cache["k"], cache["v"], cache["pos"] = k, v, offset + x.shape[1]
-        mask = attention_mask(q.shape[1], k.shape[1], self.causal, key_padding_mask, x.device)
-
-        if is_hooked(self.hook_attn_scores) or is_hooked(self.hook_pattern):
-            scores = einsum(q, k, "b p h e, b k h e -> b h p k") * self.scale
+        explicit = is_hooked(self.hook_attn_scores) or is_hooked(self.hook_pattern)
+        fused_causal = self.causal and key_padding_mask is None and q.shape[1] == k.shape[1] and not explicit
+        mask = None if fused_causal else attention_mask(q.shape[1], k.shape[1], self.causal, key_padding_mask, x.device)
+        if explicit:
+            scores = einsum(q * self.scale, k, "b p h e, b k h e -> b h p k")
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
             pattern = self.hook_pattern(self.hook_attn_scores(scores).softmax(-1))
             z = einsum(pattern.to(v.dtype), v, "b h p k, b k h e -> b p h e")
         else:
             q, k, v = (rearrange(t, "b p h e -> b h p e") for t in (q, k, v))
-            is_causal = self.causal and key_padding_mask is None and q.shape[2] == k.shape[2]
-            z = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=None if is_causal else mask, is_causal=is_causal, scale=self.scale
-            )
+            z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=fused_causal, scale=self.scale)
             z = rearrange(z, "b h p e -> b p h e")
         z = self.hook_z(z)
         if is_hooked(self.hook_result):
             result = self.hook_result(einsum(z, self.W_O, "b p h e, h e d -> b p h d"))
             return result.sum(2) + self.b_O
-        return rearrange(z, "b p h e -> b p (h e)") @ rearrange(self.W_O, "h e d -> (h e) d") + self.b_O
+        return F.linear(rearrange(z, "b p h e -> b p (h e)"), self.W_O.flatten(0, 1).T, self.b_O)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
@@ -33,4 +34,4 @@ class Unembed(nn.Module):
         return self.embed[0].W_E.T if self.embed[0] is not None else self._W_U
 
     def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_vocab_out"]:
-        return x @ self.W_U + self.b_U
+        return F.linear(x, self.W_U.T, self.b_U)

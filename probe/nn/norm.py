@@ -27,9 +27,10 @@ class LayerNorm(nn.Module):
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         if not (is_hooked(self.hook_scale) or is_hooked(self.hook_normalized)):
             return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
-        x = x - x.mean(-1, keepdim=True)
-        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(x / scale) * self.w + self.b
+        var, mean = torch.var_mean(x, -1, unbiased=False, keepdim=True)
+        inv = 1 / self.hook_scale((var + self.eps).sqrt())
+        normalized = self.hook_normalized(torch.addcmul(-mean * inv, x, inv))  # (x - mean) / scale in one pass
+        return torch.addcmul(self.b, normalized, self.w)
 
 
 class RMSNorm(nn.Module):
@@ -44,7 +45,7 @@ class RMSNorm(nn.Module):
         if not (is_hooked(self.hook_scale) or is_hooked(self.hook_normalized)):
             return F.rms_norm(x, x.shape[-1:], self.w, self.eps)
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(x / scale) * self.w
+        return self.hook_normalized(x * (1 / scale)) * self.w
 
 
 def make_norm(cfg) -> nn.Module:
