@@ -99,6 +99,7 @@ class TransformerConfig(ConfigBase):
     rotary_base: float = 10000.0
     scale_embed: bool = False  # multiply token embeddings by sqrt(d_model), as in Vaswani et al. 2017
     tie_embed: bool = False
+    unembed_bias: bool = True  # False: b_U is a fixed zero buffer (GPT-2 and Llama have no lm_head bias)
     use_attn_scale: bool = True  # divide scores by sqrt(d_head)
     dropout: float = 0.0
     head: str = "lm"  # lm (per-token logits over d_vocab_out) | classifier (one per sequence) | token
@@ -192,7 +193,9 @@ class TransformerConfig(ConfigBase):
 
     @property
     def n_params(self) -> int:
-        per_layer = 4 * self.d_model * self.n_heads * self.d_head + (0 if self.attn_only else 2 * self.d_model * self.d_mlp)
+        per_layer = 4 * self.d_model * self.n_heads * self.d_head + (
+            0 if self.attn_only else 2 * self.d_model * self.d_mlp
+        )
         return per_layer * (self.n_layers + self.n_decoder_layers * (self.arch == "encoder_decoder"))
 
 

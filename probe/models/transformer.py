@@ -1,4 +1,4 @@
-"""`probe.Transformer`: decoder, encoder or encoder-decoder Transformer (Vaswani et al. 2017) with TransformerLens hooks.
+"""`probe.Transformer`: decoder, encoder or encoder-decoder (Vaswani et al. 2017) with TransformerLens hooks.
 
 Hook names (DESIGN.md): `hook_embed`, `hook_pos_embed`, `blocks.{L}.*`, `ln_final.*` for decoder and encoder;
 `encoder.{L}.*`, `encoder_ln_final.*`, `hook_tgt_embed`, `hook_tgt_pos_embed`, `decoder.{L}.*` (with `cross_attn.*`)
@@ -72,7 +72,9 @@ class Transformer(HookedModel):
         if tokens.numel():
             lo, hi = torch.aminmax(tokens)
             if lo < 0 or hi >= self.cfg.d_vocab:
-                raise ValueError(f"{name} holds ids in [{int(lo)}, {int(hi)}]; expected ids in [0, d_vocab={self.cfg.d_vocab})")
+                raise ValueError(
+                    f"{name} holds ids in [{int(lo)}, {int(hi)}]; expected ids in [0, d_vocab={self.cfg.d_vocab})"
+                )
         if self.cfg.positional_embedding_type == "learned" and offset + tokens.shape[1] > self.cfg.n_ctx:
             raise ValueError(
                 f"{name} has {offset + tokens.shape[1]} positions but learned position embeddings cover "
@@ -111,7 +113,9 @@ class Transformer(HookedModel):
         """Encoder-decoder: the encoder's output (after its final norm)."""
         self.check_tokens(src, "src")
         mask = self._padding(src_mask, src.shape, "src_mask")
-        return self.encoder_ln_final(self._run(self.encoder, self._embed(src, self.hook_embed, self.hook_pos_embed), mask))
+        return self.encoder_ln_final(
+            self._run(self.encoder, self._embed(src, self.hook_embed, self.hook_pos_embed), mask)
+        )
 
     def _pool(self, resid: Tensor, mask: Tensor | None) -> Tensor:
         if self.cfg.pool == "cls":
@@ -303,7 +307,9 @@ class Transformer(HookedModel):
     # ---- tokenizer -------------------------------------------------------------------------------------------------
     def _require_tokenizer(self) -> Any:
         if self.tokenizer is None:
-            raise ValueError("this model has no tokenizer: pass one to Transformer(cfg, tokenizer=...) or set model.tokenizer")
+            raise ValueError(
+                "this model has no tokenizer: pass one to Transformer(cfg, tokenizer=...) or set model.tokenizer"
+            )
         return self.tokenizer
 
     def to_tokens(self, text: str | list[str]) -> Int[Tensor, "batch pos"]:

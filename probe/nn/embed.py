@@ -27,7 +27,10 @@ class Unembed(nn.Module):
         self.embed = [embed]  # a list, so the tied module is not registered twice
         if embed is None:
             self._W_U = nn.Parameter(torch.randn(cfg.d_model, cfg.d_vocab_out) * cfg.init_range)
-        self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab_out))
+        if getattr(cfg, "unembed_bias", True):
+            self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab_out))
+        else:
+            self.register_buffer("b_U", torch.zeros(cfg.d_vocab_out), persistent=False)
 
     @property
     def W_U(self) -> Tensor:
