@@ -65,7 +65,10 @@ class TransformerBlock(nn.Module):
         resid = self.hook_resid_pre(resid)
         self_cache = cache.setdefault("self", {}) if cache is not None else None
         resid = self.sublayer(
-            resid, self.ln1, lambda x: self.attn(x, key_padding_mask=key_padding_mask, cache=self_cache), self.hook_attn_out
+            resid,
+            self.ln1,
+            lambda x: self.attn(x, key_padding_mask=key_padding_mask, cache=self_cache),
+            self.hook_attn_out,
         )
         resid = self.hook_resid_mid(resid)
         if self.cross:

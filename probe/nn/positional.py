@@ -62,7 +62,9 @@ class Rotary(nn.Module):
         inv_freq = cfg.rotary_base ** (-torch.arange(0, self.dim, 2, dtype=torch.float32) / self.dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
-    def forward(self, x: Float[Tensor, "batch pos head d_head"], offset: int = 0) -> Float[Tensor, "batch pos head d_head"]:
+    def forward(
+        self, x: Float[Tensor, "batch pos head d_head"], offset: int = 0
+    ) -> Float[Tensor, "batch pos head d_head"]:
         pos = torch.arange(offset, offset + x.shape[1], device=x.device, dtype=torch.float32)
         angles = torch.outer(pos, self.inv_freq)  # [pos, dim/2]
         cos = torch.cat([angles.cos(), angles.cos()], -1)[:, None, :].to(x.dtype)
