@@ -1,0 +1,18 @@
+"""Small models and data shared by the training tests."""
+
+from __future__ import annotations
+
+from probe.config import TransformerConfig
+from probe.data import synthetic
+from probe.models.transformer import Transformer
+
+
+def tiny_decoder(seed: int = 0, dropout: float = 0.0, **kw) -> Transformer:
+    fields = synthetic.task_model_fields("induction", n_symbols=8, block=4)
+    cfg = TransformerConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32, seed=seed, dropout=dropout,
+                            **{**fields, **kw})
+    return Transformer(cfg)
+
+
+def induction_data(n: int = 64, seed: int = 0):
+    return synthetic.induction(n, n_symbols=8, block=4, seed=seed)
