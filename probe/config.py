@@ -64,6 +64,9 @@ class ConfigBase:
         data = dict(data)
         if isinstance(data.get("dtype"), str):
             data["dtype"] = getattr(torch, data["dtype"])
+        for f in dataclasses.fields(cls):  # JSON has no tuples
+            if isinstance(data.get(f.name), list) and str(f.type).startswith("tuple"):
+                data[f.name] = tuple(data[f.name])
         return cls(**data)
 
     def replace(self, **changes):

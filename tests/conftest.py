@@ -11,6 +11,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 
+torch.set_num_threads(1)  # pytest-xdist runs one worker per core
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

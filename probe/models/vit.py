@@ -1,0 +1,189 @@
+"""Vision Transformer (Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words") with every activation hooked.
+
+    x_0 = [x_class; E x_p^1; ...; E x_p^N] + E_pos        (eq. 1; E is `PatchEmbed`, a strided Conv2d)
+    x_l = TransformerBlock_l(x_{l-1})                       (probe.nn.block, bidirectional, pre-LN by default)
+    y   = head(pool(LN(x_L)))                               (class token or mean over patches; Linear or
+                                                             Linear-tanh-Linear, the pre-training head)
+
+Positions: "learned" 1-D (one vector per token, class token included, as in the paper and Hugging Face; for another
+image size the patch grid is resized bicubically, as HF's `interpolate_pos_encoding`), "sinusoidal_2d" (fixed,
+`probe.nn.positional_2d`; the class token gets zeros) or "none". Images of any size divisible by the patch size work.
+
+Hook names follow ViT-Prisma (HookedViT) and TransformerLens, with one deviation so that TransformerLens' cache
+tools (decompose_resid, get_full_resid_decomposition) work unchanged: `hook_embed` carries the class token at
+position 0 like every other [batch pos d_model] stream; the raw patch embeddings (ViT-Prisma's hook_embed) are
+`hook_patch_embed`.
+  hook_patch_embed [batch patch d_model]   patch embeddings (the conv), before the class token is prepended
+  hook_embed       [batch pos d_model]     [class token; patch embeddings], pos = 1 + patch
+  hook_pos_embed   [batch pos d_model]     position embeddings (zeros for "none")
+  hook_full_embed  [batch pos d_model]     hook_embed + hook_pos_embed, the residual stream's start
+  blocks.{L}.*     TransformerLens names (hook_resid_pre, attn.hook_pattern [batch head query_pos key_pos], ...)
+  ln_final.hook_scale|hook_normalized      [batch pos 1] / [batch pos d_model]
+  hook_pooled      [batch d_model]         after pooling, the head's input
+  head.hook_pre_logits [batch d_model]     after tanh (head_type="mlp" only)
+"""
+
+from __future__ import annotations
+
+import einops
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+from transformer_lens import FactoredMatrix
+from transformer_lens.hook_points import HookPoint
+
+from probe.config import ViTConfig
+from probe.hooked import HookedModel
+from probe.nn.block import TransformerBlock
+from probe.nn.norm import make_norm
+from probe.nn.patch_embed import PatchEmbed
+from probe.nn.positional_2d import sincos_2d
+
+RETURN_TYPES = ("logits", "loss", "both", None)
+
+
+class ViTHead(nn.Module):
+    """`out(x)` (head_type="linear") or `out(tanh(pre_logits(x)))` (head_type="mlp")."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        self.mlp = cfg.head_type == "mlp"
+        if self.mlp:
+            self.pre_logits = nn.Linear(cfg.d_model, cfg.d_model)
+            self.hook_pre_logits = HookPoint()
+        self.out = nn.Linear(cfg.d_model, cfg.n_classes)
+
+    def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch n_classes"]:
+        if self.mlp:
+            x = self.hook_pre_logits(torch.tanh(self.pre_logits(x)))
+        return self.out(x)
+
+
+class ViT(HookedModel):
+    """`model(images, labels=None, return_type="logits"|"loss"|"both"|None)`; logits [batch n_classes]."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        if not isinstance(cfg, ViTConfig):
+            raise TypeError(f"cfg must be a probe.ViTConfig; got {type(cfg).__name__}")
+        if cfg.positional_embedding_type == "sinusoidal_2d" and cfg.d_model % 4:
+            raise ValueError(
+                f"positional_embedding_type='sinusoidal_2d' needs d_model divisible by 4; got d_model={cfg.d_model}"
+            )
+        self.cfg = cfg
+        if cfg.seed is not None:
+            torch.manual_seed(cfg.seed)
+        self.grid = (cfg.image_size // cfg.patch_size,) * 2
+        self.patch_embed = PatchEmbed(cfg.n_channels, cfg.d_model, cfg.patch_size)
+        self.cls_token = nn.Parameter(torch.randn(cfg.d_model) * cfg.init_range)
+        if cfg.positional_embedding_type == "learned":
+            self.W_pos = nn.Parameter(torch.randn(cfg.n_ctx, cfg.d_model) * cfg.init_range)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList([TransformerBlock(cfg, layer, causal=False) for layer in range(cfg.n_layers)])
+        self.ln_final = make_norm(cfg)
+        self.head = ViTHead(cfg)
+        self.hook_patch_embed = HookPoint()
+        self.hook_embed = HookPoint()
+        self.hook_pos_embed = HookPoint()
+        self.hook_full_embed = HookPoint()
+        self.hook_pooled = HookPoint()
+        self.to(cfg.dtype)
+        self.setup()
+
+    # ---- embedding --------------------------------------------------------------------------------------------
+    def pos_embed(self, grid: tuple[int, int]) -> Float[Tensor, "pos d_model"]:
+        """Position embedding of the class token and each patch of a grid_h x grid_w grid (row-major)."""
+        kind, d = self.cfg.positional_embedding_type, self.cfg.d_model
+        n = grid[0] * grid[1] + 1
+        dtype, device = self.cls_token.dtype, self.cls_token.device
+        if kind == "none":
+            return torch.zeros(n, d, dtype=dtype, device=device)
+        if kind == "sinusoidal_2d":
+            table = sincos_2d(d, *grid, dtype=dtype).to(device)
+            return torch.cat([torch.zeros(1, d, dtype=dtype, device=device), table])
+        if grid == self.grid:
+            return self.W_pos
+        patches = einops.rearrange(self.W_pos[1:], "(gh gw) d -> 1 d gh gw", gh=self.grid[0])
+        patches = F.interpolate(patches, size=grid, mode="bicubic", align_corners=False)
+        return torch.cat([self.W_pos[:1], einops.rearrange(patches, "1 d gh gw -> (gh gw) d")])
+
+    def embed(self, images: Float[Tensor, "batch channel height width"]) -> Float[Tensor, "batch pos d_model"]:
+        grid = self.patch_embed.grid(images)
+        patches = self.hook_patch_embed(self.patch_embed(images))
+        tokens = self.hook_embed(torch.cat([self.cls_token.expand(patches.shape[0], 1, -1), patches], dim=1))
+        pos = self.hook_pos_embed(self.pos_embed(grid).expand(patches.shape[0], -1, -1))
+        return self.hook_full_embed(tokens + pos)
+
+    # ---- forward ----------------------------------------------------------------------------------------------
+    def pool(self, resid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch d_model"]:
+        return resid[:, 0] if self.cfg.pool == "cls" else resid[:, 1:].mean(dim=1)
+
+    def forward(
+        self,
+        images: Float[Tensor, "batch channel height width"],
+        labels: Int[Tensor, " batch"] | None = None,
+        return_type: str | None = "logits",
+    ) -> Tensor | tuple | None:
+        if return_type not in RETURN_TYPES:
+            raise ValueError(f"return_type={return_type!r} is not one of {RETURN_TYPES}")
+        resid = self.dropout(self.embed(images))
+        for block in self.blocks:
+            resid = block(resid)
+        logits = self.head(self.hook_pooled(self.pool(self.ln_final(resid))))
+        if return_type in ("logits", None):
+            return logits if return_type else None
+        if labels is None:
+            raise ValueError(f"return_type={return_type!r} needs labels [batch] of class indices; got labels=None")
+        loss = F.cross_entropy(logits, labels)
+        return loss if return_type == "loss" else (logits, loss)
+
+    def head_logits(self, resid: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch n_classes"]:
+        """ln_final then the head, applied to any residual vectors (the logit lens, per patch or pooled)."""
+        return self.head(self.ln_final(resid))
+
+    # ---- weights in TransformerLens' layout -------------------------------------------------------------------
+    def _stack(self, name: str) -> Tensor:
+        return torch.stack([getattr(block.attn, name) for block in self.blocks])
+
+    @property
+    def W_Q(self) -> Float[Tensor, "layer head d_model d_head"]:
+        return self._stack("W_Q")
+
+    @property
+    def W_K(self) -> Float[Tensor, "layer head d_model d_head"]:
+        return self._stack("W_K")
+
+    @property
+    def W_V(self) -> Float[Tensor, "layer head d_model d_head"]:
+        return self._stack("W_V")
+
+    @property
+    def W_O(self) -> Float[Tensor, "layer head d_head d_model"]:
+        return self._stack("W_O")
+
+    @property
+    def W_U(self) -> Float[Tensor, "d_model n_classes"]:
+        """The head's last Linear as an unembedding (for head_type="mlp" it reads the tanh layer's output)."""
+        return self.head.out.weight.T
+
+    @property
+    def QK(self) -> FactoredMatrix:
+        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
+
+    @property
+    def OV(self) -> FactoredMatrix:
+        return FactoredMatrix(self.W_V, self.W_O)
+
+    def tokens_to_residual_directions(self, classes: Tensor | int) -> Tensor:
+        """Class directions in the residual stream (TransformerLens' name; ActivationCache.logit_attrs uses it)."""
+        return self.W_U[:, classes].T if isinstance(classes, Tensor) and classes.ndim else self.W_U[:, classes]
+
+    def accumulated_bias(self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True) -> Tensor:
+        """Sum of the attention and MLP output biases written into the residual stream before `layer`."""
+        bias = torch.zeros(self.cfg.d_model, device=self.cls_token.device, dtype=self.cls_token.dtype)
+        for i, block in enumerate(self.blocks[: layer + (1 if mlp_input else 0)]):
+            bias = bias + block.attn.b_O
+            if include_mlp_biases and not self.cfg.attn_only and not (mlp_input and i == layer):
+                bias = bias + block.mlp.b_out
+        return bias
