@@ -10,7 +10,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-
 torch.set_num_threads(1)  # pytest-xdist runs one worker per core
 
 
