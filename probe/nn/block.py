@@ -38,7 +38,7 @@ class TransformerBlock(nn.Module):
         self.hook_resid_mid = HookPoint()
         if cross:
             self.ln_cross = make_norm(cfg)
-            self.cross_attn = make_attention(cfg, causal=False, cross=True)
+            self.cross_attn = Attention(cfg, causal=False, cross=True)  # softmax, also in linear models
             self.hook_cross_attn_out = HookPoint()
             self.hook_resid_mid_cross = HookPoint()
         self.cross = cross

@@ -1,0 +1,282 @@
+"""Capacity of linear attention: synthetic associative retrieval (Schlag, Irie, Schmidhuber 2021, section 6.1).
+
+S keys and S values drawn from vocabularies of size S. Setting 1: S (key, value) pairs, keys without replacement;
+Setting 2: 2S pairs with replacement, the target being the value at the queried key's last occurrence. One query key
+per sequence. k_t = W_k [onehot(value_t); emb(key_t)], q = W_q emb(query), v_t = onehot(value_t), d_key = 64; one
+retrieval y = W_T phi(q) (or softmax attention), nothing after it. Loss 0.5 ||y - onehot(target)||^2 (0.5 = zero
+output). Adam; stop when the eval loss <= 0.001, after `patience` evaluations without improvement, or at the step
+budget. Linear methods use sum-normalised phi(q), phi(k) (Schlag et al. sec. 4.2) so that the sum and delta rules
+differ only in their update; beta_t = sigmoid(w_beta . [onehot(value_t); emb(key_t)]) for the delta rule.
+
+Claims under test: (1) a sum-rule linear attention with feature dimension d_phi solves the task (loss <= 0.001)
+up to S of the order of d_phi and fails well beyond it, while softmax keeps solving; (2) in Setting 2 the delta rule
+solves values of S where the sum rule (same phi) does not.
+
+`python -m analyses.capacity [--setting 1 2] [--methods ...] [--rule sum|delta] [--S ...] [--quick] [--out DIR]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from probe.ops.delta_rule import delta_rule  # noqa: E402
+from probe.ops.feature_maps import apply_feature_map, orthogonal_random_features, sum_normalize  # noqa: E402
+
+D_KEY = 64
+METHODS = {  # id -> (feature map, nu, favor m)
+    "softmax": (None, 0, 0),
+    "linear": ("elu_plus_one", 1, 0),
+    "dpfp1": ("dpfp", 1, 0),
+    "dpfp2": ("dpfp", 2, 0),
+    "dpfp3": ("dpfp", 3, 0),
+    "favor64": ("favor_plus", 1, 64),
+    "favor128": ("favor_plus", 1, 128),
+}
+SOLVED = 1e-3
+DEFAULT = {  # setting -> (methods, rule(s), S values): S straddles each method's d_phi (64 .. 384)
+    1: (("softmax", "linear", "dpfp1", "dpfp2", "dpfp3", "favor64", "favor128"), ("sum",), (20, 48, 128, 320)),
+    2: (("dpfp1",), ("sum", "delta"), (20, 48, 96)),
+}
+
+
+def d_phi(method: str) -> float:
+    name, nu, m = METHODS[method]
+    return math.inf if name is None else {"elu_plus_one": D_KEY, "dpfp": 2 * nu * D_KEY, "favor_plus": 2 * m}[name]
+
+
+class Retrieval(nn.Module):
+    """One retrieval from S (key, value) writes: the model of Schlag et al. section 6.1."""
+
+    def __init__(self, method: str, S: int, rule: str = "sum") -> None:
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"method={method!r} is not one of {tuple(METHODS)}")
+        if rule not in ("sum", "delta"):
+            raise ValueError(f"rule={rule!r} is not one of ('sum', 'delta')")
+        if rule == "delta" and method == "softmax":
+            raise ValueError("rule='delta' needs a linear method (a feature map), not method='softmax'")
+        self.method, self.rule, self.S = method, rule, S
+        self.feature, self.nu, m = METHODS[method]
+        self.emb = nn.Embedding(S, D_KEY)
+        # W_k [onehot(value); emb(key)] = W_k_value[value] + W_k_key emb(key): the one-hot half is a lookup
+        self.W_k_value, self.W_k_key = nn.Embedding(S, D_KEY), nn.Linear(D_KEY, D_KEY)
+        self.W_q = nn.Linear(D_KEY, D_KEY)
+        if rule == "delta":  # beta_t = sigmoid(w_beta . [onehot(value_t); emb(key_t)])
+            self.w_beta_value, self.w_beta_key = nn.Embedding(S, 1), nn.Linear(D_KEY, 1)
+        proj = orthogonal_random_features(m, D_KEY) if self.feature == "favor_plus" else None
+        self.register_buffer("projection", proj)
+
+    def phi(self, x: Tensor) -> Tensor:
+        x = x * D_KEY**-0.25 if self.feature == "favor_plus" else x
+        return sum_normalize(apply_feature_map(self.feature, x, nu=self.nu, projection=self.projection))
+
+    def scatter(self, weights: Tensor, values: Tensor) -> Tensor:
+        """sum_t weights_t onehot(value_t), without building the one-hot tensor."""
+        return weights.new_zeros(weights.shape[0], self.S).scatter_add(1, values, weights)
+
+    def keys(self, keys: Tensor, values: Tensor) -> Tensor:
+        return self.W_k_value(values) + self.W_k_key(self.emb(keys))  # [batch pos d_key]
+
+    def forward(self, keys: Tensor, values: Tensor, query: Tensor) -> Tensor:
+        k, q = self.keys(keys, values), self.W_q(self.emb(query))
+        if self.feature is None:  # y = sum_t softmax(q.k_t / sqrt(d))_t onehot(value_t), as a scatter
+            return self.scatter(torch.softmax(torch.einsum("bd,bpd->bp", q, k) / D_KEY**0.5, -1), values)
+        pk, pq = self.phi(k), self.phi(q)
+        if self.rule == "sum":  # y = W_T phi(q), W_T = sum_t onehot(value_t) phi(k_t)^T
+            return self.scatter(torch.einsum("bd,bpd->bp", pq, pk), values)
+        v = F.one_hot(values, self.S).to(pk.dtype)
+        beta = torch.sigmoid(self.w_beta_value(values) + self.w_beta_key(self.emb(keys))).squeeze(-1)
+        _, W = delta_rule(pk[:, None], pk[:, None], v[:, None], beta[:, None], form="chunked", return_state=True)
+        return torch.einsum("bed,bd->be", W[:, 0], pq)
+
+
+def sample(setting: int, S: int, batch: int, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """keys, values [batch n], query [batch], target [batch]; n = S (setting 1) or 2S (setting 2)."""
+    if setting == 1:
+        keys = torch.argsort(torch.rand(batch, S, generator=gen), dim=-1)
+        values = torch.randint(0, S, (batch, S), generator=gen)
+        pick = torch.randint(0, S, (batch,), generator=gen)
+    elif setting == 2:
+        keys = torch.randint(0, S, (batch, 2 * S), generator=gen)
+        values = torch.randint(0, S, (batch, 2 * S), generator=gen)
+        pick = torch.randint(0, 2 * S, (batch,), generator=gen)
+    else:
+        raise ValueError(f"setting={setting!r} is not one of (1, 2)")
+    query = keys.gather(1, pick[:, None]).squeeze(1)
+    last = ((keys == query[:, None]) * torch.arange(keys.shape[1])).amax(1)  # last occurrence of the query
+    return keys, values, query, values.gather(1, last[:, None]).squeeze(1)
+
+
+def loss_fn(y: Tensor, target: Tensor) -> Tensor:
+    return 0.5 * (y - F.one_hot(target, y.shape[-1]).float()).pow(2).sum(-1).mean()
+
+
+def train_one(setting: int, method: str, rule: str, S: int, max_steps: int, eval_every: int, patience: int,
+              lr: float, seed: int = 0, batch: int = 32) -> dict:
+    torch.manual_seed(seed)
+    model = Retrieval(method, S, rule)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen, eval_gen = torch.Generator().manual_seed(seed + 1), torch.Generator().manual_seed(seed + 2)
+    eval_batch = sample(setting, S, 256, eval_gen)
+    best, since, step, curve = math.inf, 0, 0, []
+    while step < max_steps:
+        for _ in range(eval_every):
+            *inputs, target = sample(setting, S, batch, gen)
+            loss = loss_fn(model(*inputs), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+        with torch.no_grad():
+            ev = loss_fn(model(*eval_batch[:3]), eval_batch[3]).item()
+        curve.append(ev)
+        best, since = (ev, 0) if ev < best else (best, since + 1)
+        if ev <= SOLVED or since >= patience:
+            break
+    return dict(setting=setting, method=method, rule=rule, S=S, d_phi=d_phi(method), final_loss=curve[-1],
+                best_loss=best, steps=step, solved=best <= SOLVED, curve=curve)
+
+
+@dataclass
+class CapacityResult:
+    runs: list[dict] = field(default_factory=list)
+    largest_solved: dict[str, dict] = field(default_factory=dict)  # "setting/method/rule" -> {S, d_phi}
+    claims: dict[str, bool | None] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def summarise(res: CapacityResult) -> None:
+    groups: dict[str, list[dict]] = {}
+    for r in res.runs:
+        groups.setdefault(f"{r['setting']}/{r['method']}/{r['rule']}", []).append(r)
+    for key, runs in groups.items():
+        solved = [r["S"] for r in runs if r["solved"]]
+        res.largest_solved[key] = dict(S=max(solved) if solved else None, d_phi=runs[0]["d_phi"],
+                                       failed_S=sorted(r["S"] for r in runs if not r["solved"]))
+    # claim 1: each sum-rule linear method fails at some S <= 3 d_phi that was tried, solves at least the smallest S
+    tested = []
+    for key, info in res.largest_solved.items():
+        setting, method, rule = key.split("/")
+        if setting == "1" and rule == "sum" and method != "softmax":
+            fails_near = any(s <= 3 * info["d_phi"] for s in info["failed_S"])
+            tested.append(fails_near and info["S"] is not None)
+    res.claims["sum_rule_capacity_bounded_by_d_phi"] = all(tested) if tested else None
+    soft = res.largest_solved.get("1/softmax/sum")
+    res.claims["softmax_solves_every_S"] = None if soft is None else not soft["failed_S"]
+    d, s = res.largest_solved.get("2/dpfp1/delta"), res.largest_solved.get("2/dpfp1/sum")
+    if d is not None and s is not None:
+        res.claims["delta_beats_sum_in_setting_2"] = (d["S"] or 0) > (s["S"] or 0)
+
+
+def figure(res: CapacityResult, out: Path) -> None:
+    for setting in sorted({r["setting"] for r in res.runs}):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        keys = sorted({(r["method"], r["rule"]) for r in res.runs if r["setting"] == setting})
+        for method, rule in keys:
+            runs = sorted((r for r in res.runs if (r["setting"], r["method"], r["rule"]) == (setting, method, rule)),
+                          key=lambda r: r["S"])
+            label = f"{method} ({rule}, d_phi={d_phi(method):g})"
+            ax.plot([r["S"] for r in runs], [max(r["best_loss"], 1e-6) for r in runs], "o-", label=label)
+        ax.axhline(SOLVED, color="k", ls=":", lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="S (number of keys = values)", ylabel="best eval loss",
+               title=f"Associative retrieval, setting {setting}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / f"capacity_setting{setting}.png", dpi=110)
+        plt.close(fig)
+
+
+def run(settings: tuple[int, ...] = (1, 2), methods: tuple[str, ...] | None = None,
+        rules: tuple[str, ...] | None = None, S_values: tuple[int, ...] | None = None, quick: bool = False,
+        out: str | Path = "runs/capacity",
+        max_steps: int = 1000, eval_every: int = 100, patience: int = 10, lr: float = 3e-3) -> CapacityResult:
+    """Sweep (setting, method, rule, S); unspecified lists come from DEFAULT per setting."""
+    start = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if quick:
+        max_steps, eval_every, patience = 20, 10, 2
+    jobs = []
+    for setting in settings:
+        d_methods, d_rules, d_S = DEFAULT[setting]
+        if quick:
+            d_methods, d_S = (d_methods[:2] if setting == 1 else d_methods), (8, 16)
+        for method in methods or d_methods:
+            for rule in rules or d_rules:
+                if rule == "delta" and method == "softmax":
+                    continue
+                jobs.extend((setting, method, rule, S) for S in (S_values or d_S))
+    res = CapacityResult()
+    for job in tqdm(jobs, desc="capacity", disable=quick):
+        res.runs.append(train_one(*job, max_steps=max_steps, eval_every=eval_every, patience=patience, lr=lr))
+    summarise(res)
+    res.seconds = time.time() - start
+    figure(res, out)
+    (out / "metrics.json").write_text(json.dumps(asdict(res), indent=1, default=str))
+    write_report(res, out / "report.md", max_steps, lr)
+    return res
+
+
+def write_report(res: CapacityResult, path: Path, max_steps: int, lr: float) -> None:
+    lines = [
+        "# Capacity of linear attention (Schlag et al. 2021, sec. 6.1)",
+        "",
+        "Claims: (1) sum-rule linear attention with feature dimension d_phi retrieves perfectly (loss <= 0.001) up to",
+        "S of the order of d_phi and fails beyond, softmax keeps solving; (2) in Setting 2 (2S pairs, keys repeat, the",
+        "latest value wins) the delta rule solves S where the sum rule with the same phi does not.",
+        f"Budget per run: at most {max_steps} Adam steps (lr {lr:g}, batch 32), early stop at loss <= 0.001 or 10",
+        "evaluations without improvement. A run that does not reach 0.001 within the budget counts as not solved, so",
+        "'largest solved S' is a lower bound on what longer training (the paper's) achieves.",
+        "",
+        "| setting | method | rule | d_phi | largest solved S | S not solved |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, info in res.largest_solved.items():
+        setting, method, rule = key.split("/")
+        lines.append(f"| {setting} | {method} | {rule} | {info['d_phi']:g} | {info['S']} | {info['failed_S']} |")
+    lines += ["", "| setting | method | rule | S | best loss | final loss | steps |", "|---|---|---|---|---|---|---|"]
+    for r in res.runs:
+        lines.append(f"| {r['setting']} | {r['method']} | {r['rule']} | {r['S']} | {r['best_loss']:.2e} | "
+                     f"{r['final_loss']:.2e} | {r['steps']} |")
+    lines += ["", "Claims measured:"]
+    for name, ok in res.claims.items():
+        lines.append(f"- {name}: {'supported' if ok else 'not supported' if ok is not None else 'not measured'}")
+    lines += ["", f"Runtime {res.seconds:.0f} s. Figures: capacity_setting*.png."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", type=int, nargs="+", default=[1, 2], choices=[1, 2])
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS))
+    parser.add_argument("--rule", nargs="+", choices=["sum", "delta"])
+    parser.add_argument("--S", type=int, nargs="+")
+    parser.add_argument("--max-steps", type=int, default=1000)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="runs/capacity")
+    a = parser.parse_args()
+    torch.set_num_threads(1)  # tiny ops: thread start-up costs more than it saves on a shared 2-core machine
+    res = run(tuple(a.setting), tuple(a.methods) if a.methods else None, tuple(a.rule) if a.rule else None,
+              tuple(a.S) if a.S else None, quick=a.quick, out=a.out, max_steps=a.max_steps, lr=a.lr)
+    for key, info in res.largest_solved.items():
+        print(f"{key}: largest solved S={info['S']} (d_phi={info['d_phi']:g}), not solved {info['failed_S']}")
+    print(f"claims: {res.claims} -> {a.out}")
+
+
+if __name__ == "__main__":
+    main()

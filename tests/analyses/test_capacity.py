@@ -1,0 +1,83 @@
+"""analyses.capacity: the task's data, the model's retrieval rules, and a --quick run with its metrics schema."""
+
+import json
+import sys
+
+import pytest
+import torch
+
+from analyses import capacity
+from analyses.capacity import Retrieval, d_phi, sample
+
+
+def test_sample_targets_are_the_value_at_the_last_occurrence():
+    gen = torch.Generator().manual_seed(0)
+    keys, values, query, target = sample(2, 6, 50, gen)
+    assert keys.shape == (50, 12)
+    for b in range(50):
+        last = max(i for i in range(12) if keys[b, i] == query[b])
+        assert target[b] == values[b, last]
+    keys, _, query, _ = sample(1, 9, 20, gen)
+    assert all(sorted(k.tolist()) == list(range(9)) for k in keys)  # setting 1: keys without replacement
+    with pytest.raises(ValueError, match="setting=3"):
+        sample(3, 4, 2, gen)
+
+
+def test_d_phi_and_model_shapes():
+    assert [d_phi(m) for m in ("linear", "dpfp1", "dpfp3", "favor64", "favor128")] == [64, 128, 384, 128, 256]
+    gen = torch.Generator().manual_seed(0)
+    keys, values, query, _ = sample(2, 7, 3, gen)
+    for method, rule in [("softmax", "sum"), ("dpfp2", "sum"), ("favor64", "delta")]:
+        assert Retrieval(method, 7, rule)(keys, values, query).shape == (3, 7)
+    with pytest.raises(ValueError, match="method='relu'"):
+        Retrieval("relu", 7)
+    with pytest.raises(ValueError, match="softmax"):
+        Retrieval("softmax", 7, "delta")
+
+
+def test_sum_rule_retrieval_is_linear_attention_over_the_pairs():
+    """The sum-rule model's output equals causal linear attention's last row with the query appended."""
+    from probe.ops.linear_attention import causal_linear_attention
+
+    torch.manual_seed(0)
+    model = Retrieval("dpfp1", 5)
+    keys, values, query, _ = sample(1, 5, 2, torch.Generator().manual_seed(1))
+    y = model(keys, values, query)
+    x = torch.cat([torch.nn.functional.one_hot(values, 5).float(), model.emb(keys)], -1)
+    W_k = torch.cat([model.W_k_value.weight.T, model.W_k_key.weight], 1)  # the paper's W_k on [onehot(v); emb(k)]
+    k = x @ W_k.T + model.W_k_key.bias
+    torch.testing.assert_close(k, model.keys(keys, values))
+    pk, pq = model.phi(k), model.phi(model.W_q(model.emb(query)))
+    qs = torch.cat([pk, pq[:, None]], 1)[:, None]  # the query as the last position; its own key is zero
+    ks = torch.cat([pk, torch.zeros_like(pq[:, None])], 1)[:, None]
+    vs = torch.cat([torch.nn.functional.one_hot(values, 5).float(), torch.zeros(2, 1, 5)], 1)[:, None]
+    ref = causal_linear_attention(qs, ks, vs, normalize=False)[:, 0, -1]
+    torch.testing.assert_close(y, ref)
+
+
+def test_quick_cli_writes_the_metrics_schema(tmp_path, monkeypatch):
+    argv = [
+        "capacity",
+        "--quick",
+        "--setting",
+        "1",
+        "2",
+        "--methods",
+        "linear",
+        "--rule",
+        "sum",
+        "delta",
+        "--S",
+        "8",
+        "--out",
+        str(tmp_path),
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    capacity.main()
+    runs = json.loads((tmp_path / "metrics.json").read_text())["runs"]
+    assert {(r["setting"], r["rule"]) for r in runs} == {(1, "sum"), (1, "delta"), (2, "sum"), (2, "delta")}
+    for r in runs:
+        assert {"setting", "method", "rule", "S", "d_phi", "final_loss", "steps"} <= set(r)
+        assert r["method"] == "linear" and r["S"] == 8 and r["d_phi"] == 64 and 0 < r["steps"] <= 20
+        assert r["final_loss"] < 0.5 + 1e-3  # trained below (or at) the zero-output loss
+    assert (tmp_path / "capacity_setting1.png").exists() and "largest solved S" in (tmp_path / "report.md").read_text()
