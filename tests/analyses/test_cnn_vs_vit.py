@@ -12,15 +12,6 @@ from probe.models.cnn import CNN
 from probe.models.vit import ViT
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: a second intra-op thread only spins on the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_stratified_subset():
     train = digits("train")
     sub = stratified_subset(train, 0.1, seed=0)

@@ -2,20 +2,10 @@
 
 import json
 
-import pytest
 import torch
 
 from analyses.vit_attention import attention_rollout, neighbour_vs_distant, position_similarity, run
 from probe.nn.positional_2d import sincos_2d
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: a second intra-op thread only spins on the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_rollout_rows_sum_to_one():

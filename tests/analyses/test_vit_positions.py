@@ -2,22 +2,12 @@
 
 import json
 
-import pytest
 import torch
 
 from analyses.vit_positions import run, shuffle_patches
 from probe.config import ViTConfig
 from probe.models.vit import ViT
 from probe.nn.patch_embed import patchify
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: a second intra-op thread only spins on the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_shuffle_patches_permutes_patches_only():

@@ -9,16 +9,6 @@ from probe.models.vit import ViT
 transformers = pytest.importorskip("transformers")
 from probe.interop.hf_vit import boot_vit_bridge, export_vit, vit_to_hf  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: a second intra-op thread only spins on the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 CFG = dict(image_size=8, patch_size=2, d_model=16, n_layers=2, n_heads=2, d_mlp=32, seed=0)
 
 

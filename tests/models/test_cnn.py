@@ -8,15 +8,6 @@ from probe.data.images import digits
 from probe.models.cnn import CNN
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: a second intra-op thread only spins on the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_hooks_and_shapes():
     model = CNN(CNNConfig(widths=(4, 8, 12), blocks_per_stage=2, seed=0)).eval()
     logits, cache = model.run_with_cache(torch.rand(3, 1, 8, 8))

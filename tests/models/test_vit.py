@@ -9,16 +9,6 @@ from probe.models.vit import ViT
 from probe.nn.patch_embed import PatchEmbed, check_image_shape, naive_patch_embed
 from probe.nn.positional_2d import naive_sincos_2d, sincos_2d
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: a second intra-op thread only spins on the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 TINY = dict(image_size=8, patch_size=2, d_model=16, n_layers=2, n_heads=2, d_mlp=32, seed=0)
 
 
