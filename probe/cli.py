@@ -24,7 +24,7 @@ import yaml
 
 # (format, model kind) -> "module:function(model, out_dir)"; written by the interop modules
 EXPORTERS = {
-    ("hf", "transformer"): "probe.interop.hf_transformer:export_transformer",
+    ("hf", "transformer"): "probe.interop.bridge:export",
     ("hf", "vit"): "probe.interop.hf_vit:export_vit",
 }
 
@@ -210,7 +210,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         fn = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as e:
         raise SystemExit(f"probe export: the exporter {target} for kind {kind!r} is not available ({e})") from e
-    out = fn(model, args.out)
+    try:
+        out = fn(model, args.out)
+    except ValueError as e:  # a model the target layout cannot represent exactly
+        raise SystemExit(f"probe export: {e}") from e
     print(f"exported {path} -> {out or args.out}")
     return 0
 
