@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformer_lens import ActivationCache, HookedRootModule
+from transformer_lens import ActivationCache, FactoredMatrix, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 
@@ -63,6 +63,59 @@ class HookedModel(HookedRootModule):
 
     def hook_names(self, filter: Callable[[str], bool] | None = None) -> list[str]:
         return [n for n in self.hook_dict if filter is None or filter(n)]
+
+    # ---- weights in TransformerLens' layout, stacked over layers ----------------------------------------------------
+    @property
+    def weight_blocks(self) -> torch.nn.ModuleList:
+        """The blocks whose weights W_Q ... W_out stack (an encoder-decoder's decoder)."""
+        return self.blocks
+
+    def _stack(self, module: str, name: str) -> torch.Tensor:
+        return torch.stack([getattr(getattr(block, module), name) for block in self.weight_blocks])
+
+    W_Q = property(lambda self: self._stack("attn", "W_Q"), doc="[layer, head, d_model, d_head]")
+    W_K = property(lambda self: self._stack("attn", "W_K"), doc="[layer, head, d_model, d_head]")
+    W_V = property(lambda self: self._stack("attn", "W_V"), doc="[layer, head, d_model, d_head]")
+    W_O = property(lambda self: self._stack("attn", "W_O"), doc="[layer, head, d_head, d_model]")
+    b_Q = property(lambda self: self._stack("attn", "b_Q"))
+    b_K = property(lambda self: self._stack("attn", "b_K"))
+    b_V = property(lambda self: self._stack("attn", "b_V"))
+    b_O = property(lambda self: self._stack("attn", "b_O"))
+    W_in = property(lambda self: self._stack("mlp", "W_in"))
+    W_out = property(lambda self: self._stack("mlp", "W_out"))
+    b_in = property(lambda self: self._stack("mlp", "b_in"))
+    b_out = property(lambda self: self._stack("mlp", "b_out"))
+
+    @property
+    def OV(self) -> FactoredMatrix:
+        """Per-layer, per-head OV circuit W_V W_O: [n_layers, n_heads, d_model, d_model]."""
+        return FactoredMatrix(self.W_V, self.W_O)
+
+    @property
+    def QK(self) -> FactoredMatrix:
+        """Per-layer, per-head QK circuit W_Q W_K^T: [n_layers, n_heads, d_model, d_model]."""
+        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
+
+    # ---- what TransformerLens' ActivationCache helpers call on a model with `blocks` and `W_U` ------------------
+    def accumulated_bias(self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True) -> torch.Tensor:
+        """Sum of the attention (and MLP) output biases written to the residual stream before `layer`
+        (and this layer's attention bias too with `mlp_input`)."""
+        bias = torch.zeros(self.cfg.d_model, device=self.device)
+        for block in self.blocks[:layer]:
+            bias = bias + block.attn.b_O
+            if include_mlp_biases and not self.cfg.attn_only:
+                bias = bias + block.mlp.b_out
+        if mlp_input:
+            bias = bias + self.blocks[layer].attn.b_O
+        return bias
+
+    def tokens_to_residual_directions(self, tokens: int | str | torch.Tensor) -> torch.Tensor:
+        """The unembedding direction of each token (or class): [d_model] for one, [..., d_model] for a tensor."""
+        if isinstance(tokens, str):
+            tokens = self.to_single_token(tokens)
+        if isinstance(tokens, int) or (isinstance(tokens, torch.Tensor) and tokens.ndim == 0):
+            return self.W_U[:, tokens]
+        return self.W_U[:, tokens].movedim(0, -1)
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def save(self, path: str | Path, meta: dict | None = None, tokenizer: Any = None) -> Path:

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int, Shaped
 from torch import Tensor, nn
-from transformer_lens import FactoredMatrix
 from transformer_lens.hook_points import HookPoint
 
 from probe.config import TransformerConfig
@@ -249,60 +248,19 @@ class Transformer(HookedModel):
         return torch.multinomial(logits.softmax(-1), 1)
 
     # ---- weights TransformerLens' tools read ------------------------------------------------------------------------
-    def _stack(self, module: str, name: str) -> Tensor:
-        blocks = self.blocks if hasattr(self, "blocks") else self.decoder
-        return torch.stack([getattr(getattr(b, module), name) for b in blocks])
+    @property
+    def weight_blocks(self) -> nn.ModuleList:
+        return self.blocks if hasattr(self, "blocks") else self.decoder
 
     W_E = property(lambda self: self.embed.W_E)
     W_U = property(lambda self: self.unembed.W_U)
     b_U = property(lambda self: self.unembed.b_U)
-    W_Q = property(lambda self: self._stack("attn", "W_Q"))
-    W_K = property(lambda self: self._stack("attn", "W_K"))
-    W_V = property(lambda self: self._stack("attn", "W_V"))
-    W_O = property(lambda self: self._stack("attn", "W_O"))
-    b_Q = property(lambda self: self._stack("attn", "b_Q"))
-    b_K = property(lambda self: self._stack("attn", "b_K"))
-    b_V = property(lambda self: self._stack("attn", "b_V"))
-    b_O = property(lambda self: self._stack("attn", "b_O"))
-    W_in = property(lambda self: self._stack("mlp", "W_in"))
-    W_out = property(lambda self: self._stack("mlp", "W_out"))
-    b_in = property(lambda self: self._stack("mlp", "b_in"))
-    b_out = property(lambda self: self._stack("mlp", "b_out"))
 
     @property
     def W_pos(self) -> Tensor:
         if self.pos_embed is None:
             raise AttributeError(f"positional_embedding_type={self.cfg.positional_embedding_type!r} has no W_pos")
         return self.pos_embed.W_pos
-
-    @property
-    def OV(self) -> FactoredMatrix:
-        """Per-layer, per-head OV circuit W_V W_O: [n_layers, n_heads, d_model, d_model] as a FactoredMatrix."""
-        return FactoredMatrix(self.W_V, self.W_O)
-
-    @property
-    def QK(self) -> FactoredMatrix:
-        """Per-layer, per-head QK circuit W_Q W_K^T: [n_layers, n_heads, d_model, d_model] as a FactoredMatrix."""
-        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
-
-    def accumulated_bias(self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True) -> Tensor:
-        """Sum of the attention (and MLP) output biases written to the residual stream before `layer`."""
-        bias = torch.zeros(self.cfg.d_model, device=self.device)
-        for block in self.blocks[:layer]:
-            bias = bias + block.attn.b_O
-            if include_mlp_biases and not self.cfg.attn_only:
-                bias = bias + block.mlp.b_out
-        if mlp_input:
-            bias = bias + self.blocks[layer].attn.b_O
-        return bias
-
-    def tokens_to_residual_directions(self, tokens: int | str | Tensor) -> Tensor:
-        """The unembedding direction of each token: [d_model] for one token, [..., d_model] for a tensor."""
-        if isinstance(tokens, str):
-            tokens = self.to_single_token(tokens)
-        if isinstance(tokens, int):
-            return self.W_U[:, tokens]
-        return self.W_U[:, tokens].movedim(0, -1)
 
     # ---- tokenizer -------------------------------------------------------------------------------------------------
     def _require_tokenizer(self) -> Any:

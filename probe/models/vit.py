@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
-from transformer_lens import FactoredMatrix
 from transformer_lens.hook_points import HookPoint
 
 from probe.config import ViTConfig
@@ -142,48 +141,7 @@ class ViT(HookedModel):
         """ln_final then the head, applied to any residual vectors (the logit lens, per patch or pooled)."""
         return self.head(self.ln_final(resid))
 
-    # ---- weights in TransformerLens' layout -------------------------------------------------------------------
-    def _stack(self, name: str) -> Tensor:
-        return torch.stack([getattr(block.attn, name) for block in self.blocks])
-
-    @property
-    def W_Q(self) -> Float[Tensor, "layer head d_model d_head"]:
-        return self._stack("W_Q")
-
-    @property
-    def W_K(self) -> Float[Tensor, "layer head d_model d_head"]:
-        return self._stack("W_K")
-
-    @property
-    def W_V(self) -> Float[Tensor, "layer head d_model d_head"]:
-        return self._stack("W_V")
-
-    @property
-    def W_O(self) -> Float[Tensor, "layer head d_head d_model"]:
-        return self._stack("W_O")
-
     @property
     def W_U(self) -> Float[Tensor, "d_model n_classes"]:
         """The head's last Linear as an unembedding (for head_type="mlp" it reads the tanh layer's output)."""
         return self.head.out.weight.T
-
-    @property
-    def QK(self) -> FactoredMatrix:
-        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
-
-    @property
-    def OV(self) -> FactoredMatrix:
-        return FactoredMatrix(self.W_V, self.W_O)
-
-    def tokens_to_residual_directions(self, classes: Tensor | int) -> Tensor:
-        """Class directions in the residual stream (TransformerLens' name; ActivationCache.logit_attrs uses it)."""
-        return self.W_U[:, classes].T if isinstance(classes, Tensor) and classes.ndim else self.W_U[:, classes]
-
-    def accumulated_bias(self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True) -> Tensor:
-        """Sum of the attention and MLP output biases written into the residual stream before `layer`."""
-        bias = torch.zeros(self.cfg.d_model, device=self.cls_token.device, dtype=self.cls_token.dtype)
-        for i, block in enumerate(self.blocks[: layer + (1 if mlp_input else 0)]):
-            bias = bias + block.attn.b_O
-            if include_mlp_biases and not self.cfg.attn_only and not (mlp_input and i == layer):
-                bias = bias + block.mlp.b_out
-        return bias
