@@ -47,21 +47,32 @@ METHODS = {  # id -> (feature map, nu, favor m)
     "favor128": ("favor_plus", 1, 128),
 }
 SOLVED = 1e-3
-DEFAULT = {  # setting -> (methods, rule(s), S values): S straddles each method's d_phi (64 .. 384)
-    1: (("softmax", "linear", "dpfp1", "dpfp2", "dpfp3", "favor64", "favor128"), ("sum",), (20, 48, 128, 320)),
-    2: (("dpfp1",), ("sum", "delta"), (20, 48, 96)),
+DEFAULT_D_KEY = 16  # default sweep's width: the paper's d_key = 64 costs ~16x more per step than 2 CPU cores allow
+DEFAULT = {  # setting -> (methods, rule(s), S values; None: d_phi / 2, d_phi, 2 d_phi of each method)
+    1: (("softmax", "linear", "dpfp1", "dpfp2", "dpfp3", "favor64", "favor128"), ("sum",), None),
+    2: (("dpfp1",), ("sum", "delta"), (8, 16, 32)),
 }
 
 
-def d_phi(method: str) -> float:
+def default_S(method: str, d_key: int) -> tuple[int, ...]:
+    """S around the method's d_phi; softmax (unbounded d_phi) over the whole range the others span."""
+    if METHODS[method][0] is None:
+        return d_key, 4 * d_key, 12 * d_key
+    d = int(d_phi(method, d_key))
+    return d // 2, d, 2 * d
+
+
+def d_phi(method: str, d_key: int = D_KEY) -> float:
+    """Feature dimension; FAVOR+'s m scales with d_key (m = 64 or 128 at the paper's d_key = 64)."""
     name, nu, m = METHODS[method]
-    return math.inf if name is None else {"elu_plus_one": D_KEY, "dpfp": 2 * nu * D_KEY, "favor_plus": 2 * m}[name]
+    return math.inf if name is None else {"elu_plus_one": d_key, "dpfp": 2 * nu * d_key,
+                                          "favor_plus": 2 * m * d_key // D_KEY}[name]
 
 
 class Retrieval(nn.Module):
     """One retrieval from S (key, value) writes: the model of Schlag et al. section 6.1."""
 
-    def __init__(self, method: str, S: int, rule: str = "sum") -> None:
+    def __init__(self, method: str, S: int, rule: str = "sum", d_key: int = D_KEY) -> None:
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method={method!r} is not one of {tuple(METHODS)}")
@@ -69,19 +80,20 @@ class Retrieval(nn.Module):
             raise ValueError(f"rule={rule!r} is not one of ('sum', 'delta')")
         if rule == "delta" and method == "softmax":
             raise ValueError("rule='delta' needs a linear method (a feature map), not method='softmax'")
-        self.method, self.rule, self.S = method, rule, S
+        self.method, self.rule, self.S, self.d_key = method, rule, S, d_key
         self.feature, self.nu, m = METHODS[method]
-        self.emb = nn.Embedding(S, D_KEY)
+        self.emb = nn.Embedding(S, d_key)
         # W_k [onehot(value); emb(key)] = W_k_value[value] + W_k_key emb(key): the one-hot half is a lookup
-        self.W_k_value, self.W_k_key = nn.Embedding(S, D_KEY), nn.Linear(D_KEY, D_KEY)
-        self.W_q = nn.Linear(D_KEY, D_KEY)
+        self.W_k_value, self.W_k_key = nn.Embedding(S, d_key), nn.Linear(d_key, d_key)
+        self.W_q = nn.Linear(d_key, d_key)
         if rule == "delta":  # beta_t = sigmoid(w_beta . [onehot(value_t); emb(key_t)])
-            self.w_beta_value, self.w_beta_key = nn.Embedding(S, 1), nn.Linear(D_KEY, 1)
-        proj = orthogonal_random_features(m, D_KEY) if self.feature == "favor_plus" else None
+            self.w_beta_value, self.w_beta_key = nn.Embedding(S, 1), nn.Linear(d_key, 1)
+        m = m * d_key // D_KEY
+        proj = orthogonal_random_features(m, d_key) if self.feature == "favor_plus" else None
         self.register_buffer("projection", proj)
 
     def phi(self, x: Tensor) -> Tensor:
-        x = x * D_KEY**-0.25 if self.feature == "favor_plus" else x
+        x = x * self.d_key**-0.25 if self.feature == "favor_plus" else x
         return sum_normalize(apply_feature_map(self.feature, x, nu=self.nu, projection=self.projection))
 
     def scatter(self, weights: Tensor, values: Tensor) -> Tensor:
@@ -94,7 +106,7 @@ class Retrieval(nn.Module):
     def forward(self, keys: Tensor, values: Tensor, query: Tensor) -> Tensor:
         k, q = self.keys(keys, values), self.W_q(self.emb(query))
         if self.feature is None:  # y = sum_t softmax(q.k_t / sqrt(d))_t onehot(value_t), as a scatter
-            return self.scatter(torch.softmax(torch.einsum("bd,bpd->bp", q, k) / D_KEY**0.5, -1), values)
+            return self.scatter(torch.softmax(torch.einsum("bd,bpd->bp", q, k) / self.d_key**0.5, -1), values)
         pk, pq = self.phi(k), self.phi(q)
         if self.rule == "sum":  # y = W_T phi(q), W_T = sum_t onehot(value_t) phi(k_t)^T
             return self.scatter(torch.einsum("bd,bpd->bp", pq, pk), values)
@@ -126,13 +138,13 @@ def loss_fn(y: Tensor, target: Tensor) -> Tensor:
 
 
 def train_one(setting: int, method: str, rule: str, S: int, max_steps: int, eval_every: int, patience: int,
-              lr: float, seed: int = 0, batch: int = 32) -> dict:
+              lr: float, d_key: int = D_KEY, seed: int = 0, batch: int = 32) -> dict:
     torch.manual_seed(seed)
-    model = Retrieval(method, S, rule)
+    model = Retrieval(method, S, rule, d_key)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen, eval_gen = torch.Generator().manual_seed(seed + 1), torch.Generator().manual_seed(seed + 2)
     eval_batch = sample(setting, S, 256, eval_gen)
-    best, since, step, curve = math.inf, 0, 0, []
+    best, since, step, curve, stop = math.inf, 0, 0, [], "budget"
     while step < max_steps:
         for _ in range(eval_every):
             *inputs, target = sample(setting, S, batch, gen)
@@ -146,9 +158,14 @@ def train_one(setting: int, method: str, rule: str, S: int, max_steps: int, eval
         curve.append(ev)
         best, since = (ev, 0) if ev < best else (best, since + 1)
         if ev <= SOLVED or since >= patience:
+            stop = "solved" if ev <= SOLVED else "plateau"
             break
-    return dict(setting=setting, method=method, rule=rule, S=S, d_phi=d_phi(method), final_loss=curve[-1],
-                best_loss=best, steps=step, solved=best <= SOLVED, curve=curve)
+    # plateau check for runs that end unsolved: best loss of the last `patience` evaluations over the best before them
+    before = min(curve[:-patience], default=math.inf)
+    gain = before / min(curve[-patience:]) if len(curve) > patience else math.nan
+    return dict(setting=setting, method=method, rule=rule, S=S, d_phi=d_phi(method, d_key), final_loss=curve[-1],
+                best_loss=best, steps=step, solved=best <= SOLVED, stop=stop, last_gain=gain, d_key=d_key,
+                curve=curve)
 
 
 @dataclass
@@ -203,7 +220,8 @@ def figure(res: CapacityResult, out: Path) -> None:
 def run(settings: tuple[int, ...] = (1, 2), methods: tuple[str, ...] | None = None,
         rules: tuple[str, ...] | None = None, S_values: tuple[int, ...] | None = None, quick: bool = False,
         out: str | Path = "runs/capacity",
-        max_steps: int = 1000, eval_every: int = 100, patience: int = 10, lr: float = 3e-3) -> CapacityResult:
+        max_steps: int = 3000, eval_every: int = 50, patience: int = 10, lr: float = 1e-2,
+        d_key: int = DEFAULT_D_KEY) -> CapacityResult:
     """Sweep (setting, method, rule, S); unspecified lists come from DEFAULT per setting."""
     start = time.time()
     out = Path(out)
@@ -219,28 +237,31 @@ def run(settings: tuple[int, ...] = (1, 2), methods: tuple[str, ...] | None = No
             for rule in rules or d_rules:
                 if rule == "delta" and method == "softmax":
                     continue
-                jobs.extend((setting, method, rule, S) for S in (S_values or d_S))
+                jobs.extend((setting, method, rule, S) for S in (S_values or d_S or default_S(method, d_key)))
     res = CapacityResult()
     for job in tqdm(jobs, desc="capacity", disable=quick):
-        res.runs.append(train_one(*job, max_steps=max_steps, eval_every=eval_every, patience=patience, lr=lr))
+        res.runs.append(train_one(*job, max_steps=max_steps, eval_every=eval_every, patience=patience, lr=lr,
+                                  d_key=d_key))
     summarise(res)
     res.seconds = time.time() - start
     figure(res, out)
     (out / "metrics.json").write_text(json.dumps(asdict(res), indent=1, default=str))
-    write_report(res, out / "report.md", max_steps, lr)
+    write_report(res, out / "report.md", max_steps, lr, d_key, eval_every)
     return res
 
 
-def write_report(res: CapacityResult, path: Path, max_steps: int, lr: float) -> None:
+def write_report(res: CapacityResult, path: Path, max_steps: int, lr: float, d_key: int, eval_every: int) -> None:
     lines = [
         "# Capacity of linear attention (Schlag et al. 2021, sec. 6.1)",
         "",
         "Claims: (1) sum-rule linear attention with feature dimension d_phi retrieves perfectly (loss <= 0.001) up to",
         "S of the order of d_phi and fails beyond, softmax keeps solving; (2) in Setting 2 (2S pairs, keys repeat, the",
         "latest value wins) the delta rule solves S where the sum rule with the same phi does not.",
-        f"Budget per run: at most {max_steps} Adam steps (lr {lr:g}, batch 32), early stop at loss <= 0.001 or 10",
-        "evaluations without improvement. A run that does not reach 0.001 within the budget counts as not solved, so",
-        "'largest solved S' is a lower bound on what longer training (the paper's) achieves.",
+        f"d_key = {d_key} (the paper: 64; d_phi scales with it: elu+1 d_key, DPFP-nu 2 nu d_key, FAVOR+ m scaled by",
+        f"d_key/64). Budget per run: at most {max_steps} Adam steps (lr {lr:g}, batch 32), evaluated every",
+        f"{eval_every} steps on 256 fixed sequences; stop at loss <= 0.001 ('solved') or 10 evaluations without",
+        "improvement ('plateau'), else 'budget'. An unsolved run that stopped on 'budget' may be budget-limited:",
+        "'gain' = best loss before the last 10 evaluations / best loss within them (1.0 = flat; >> 1 = improving).",
         "",
         "| setting | method | rule | d_phi | largest solved S | S not solved |",
         "|---|---|---|---|---|---|",
@@ -248,10 +269,12 @@ def write_report(res: CapacityResult, path: Path, max_steps: int, lr: float) -> 
     for key, info in res.largest_solved.items():
         setting, method, rule = key.split("/")
         lines.append(f"| {setting} | {method} | {rule} | {info['d_phi']:g} | {info['S']} | {info['failed_S']} |")
-    lines += ["", "| setting | method | rule | S | best loss | final loss | steps |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| setting | method | rule | S | S/d_phi | best loss | final loss | steps | stop | gain |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res.runs:
-        lines.append(f"| {r['setting']} | {r['method']} | {r['rule']} | {r['S']} | {r['best_loss']:.2e} | "
-                     f"{r['final_loss']:.2e} | {r['steps']} |")
+        lines.append(f"| {r['setting']} | {r['method']} | {r['rule']} | {r['S']} | {r['S'] / r['d_phi']:.2f} | "
+                     f"{r['best_loss']:.2e} | {r['final_loss']:.2e} | {r['steps']} | {r['stop']} | "
+                     f"{r['last_gain']:.2f} |")
     lines += ["", "Claims measured:"]
     for name, ok in res.claims.items():
         lines.append(f"- {name}: {'supported' if ok else 'not supported' if ok is not None else 'not measured'}")
@@ -265,14 +288,15 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=list(METHODS))
     parser.add_argument("--rule", nargs="+", choices=["sum", "delta"])
     parser.add_argument("--S", type=int, nargs="+")
-    parser.add_argument("--max-steps", type=int, default=1000)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--d-key", type=int, default=DEFAULT_D_KEY)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="runs/capacity")
     a = parser.parse_args()
     torch.set_num_threads(1)  # tiny ops: thread start-up costs more than it saves on a shared 2-core machine
     res = run(tuple(a.setting), tuple(a.methods) if a.methods else None, tuple(a.rule) if a.rule else None,
-              tuple(a.S) if a.S else None, quick=a.quick, out=a.out, max_steps=a.max_steps, lr=a.lr)
+              tuple(a.S) if a.S else None, quick=a.quick, out=a.out, max_steps=a.max_steps, lr=a.lr, d_key=a.d_key)
     for key, info in res.largest_solved.items():
         print(f"{key}: largest solved S={info['S']} (d_phi={info['d_phi']:g}), not solved {info['failed_S']}")
     print(f"claims: {res.claims} -> {a.out}")

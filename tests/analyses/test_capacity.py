@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from analyses import capacity
-from analyses.capacity import Retrieval, d_phi, sample
+from analyses.capacity import Retrieval, d_phi, default_S, sample, train_one
 
 
 def test_sample_targets_are_the_value_at_the_last_occurrence():
@@ -33,6 +33,20 @@ def test_d_phi_and_model_shapes():
         Retrieval("relu", 7)
     with pytest.raises(ValueError, match="softmax"):
         Retrieval("softmax", 7, "delta")
+    # d_phi scales with d_key (the default sweep's d_key = 16) and the default S straddle it
+    assert [d_phi(m, 16) for m in ("linear", "dpfp2", "favor64", "favor128")] == [16, 64, 32, 64]
+    assert default_S("dpfp3", 16) == (48, 96, 192) and default_S("softmax", 16) == (16, 64, 192)
+    model = Retrieval("favor128", 5, d_key=16)
+    assert model.projection.shape == (32, 16) and model.phi(torch.randn(2, 16)).shape == (2, 64)
+
+
+def test_sum_rule_solves_below_d_phi_and_not_far_beyond_it():
+    """Claim on a small setting: elu+1 with d_key = d_phi = 8 solves S = 4 and stays far from solving S = 32."""
+    torch.set_num_threads(1)
+    small = train_one(1, "linear", "sum", 4, max_steps=400, eval_every=25, patience=10, lr=1e-2, d_key=8)
+    assert small["solved"] and small["stop"] == "solved", small["best_loss"]
+    big = train_one(1, "linear", "sum", 32, max_steps=small["steps"], eval_every=25, patience=10, lr=1e-2, d_key=8)
+    assert not big["solved"] and big["best_loss"] > 100 * capacity.SOLVED, big["best_loss"]
 
 
 def test_sum_rule_retrieval_is_linear_attention_over_the_pairs():
@@ -78,6 +92,7 @@ def test_quick_cli_writes_the_metrics_schema(tmp_path, monkeypatch):
     assert {(r["setting"], r["rule"]) for r in runs} == {(1, "sum"), (1, "delta"), (2, "sum"), (2, "delta")}
     for r in runs:
         assert {"setting", "method", "rule", "S", "d_phi", "final_loss", "steps"} <= set(r)
-        assert r["method"] == "linear" and r["S"] == 8 and r["d_phi"] == 64 and 0 < r["steps"] <= 20
+        assert r["method"] == "linear" and r["S"] == 8 and r["d_phi"] == 16 and 0 < r["steps"] <= 20
         assert r["final_loss"] < 0.5 + 1e-3  # trained below (or at) the zero-output loss
+        assert r["stop"] in ("solved", "plateau", "budget") and r["d_key"] == capacity.DEFAULT_D_KEY
     assert (tmp_path / "capacity_setting1.png").exists() and "largest solved S" in (tmp_path / "report.md").read_text()
