@@ -102,9 +102,13 @@ class Attention(nn.Module):
         fused_causal = self.causal and key_padding_mask is None and q.shape[1] == k.shape[1] and not explicit
         mask = None if fused_causal else attention_mask(q.shape[1], k.shape[1], self.causal, key_padding_mask, x.device)
         if explicit:
-            scores = einsum(q * self.scale, k, "b p h e, b k h e -> b h p k")
+            b, h = q.shape[0], self.n_heads
+            bias = torch.zeros((), dtype=q.dtype, device=q.device)  # the mask, added inside the matmul
             if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf"))
+                bias = bias.masked_fill(~mask, float("-inf"))  # [b or 1, 1, p, k]
+                bias = bias[0] if bias.shape[0] == 1 else rearrange(bias.expand(-1, h, -1, -1), "b h p k -> (b h) p k")
+            qh, kh = rearrange(q, "b p h e -> (b h) p e"), rearrange(k, "b k h e -> (b h) e k")
+            scores = rearrange(torch.baddbmm(bias, qh, kh, alpha=self.scale), "(b h) p k -> b h p k", b=b)
             pattern = self.hook_pattern(self.hook_attn_scores(scores).softmax(-1))
             z = einsum(pattern.to(v.dtype), v, "b h p k, b k h e -> b p h e")
         else:
@@ -112,7 +116,8 @@ class Attention(nn.Module):
             z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=fused_causal, scale=self.scale)
             z = rearrange(z, "b h p e -> b p h e")
         z = self.hook_z(z)
-        if is_hooked(self.hook_result):
-            result = self.hook_result(einsum(z, self.W_O, "b p h e, h e d -> b p h d"))
+        if is_hooked(self.hook_result):  # per-head outputs, as a [b p h d] view of one [h (b p) d] bmm
+            per_head = torch.bmm(rearrange(z, "b p h e -> h (b p) e"), self.W_O)
+            result = self.hook_result(rearrange(per_head, "h (b p) d -> b p h d", b=z.shape[0]))
             return result.sum(2) + self.b_O
         return F.linear(rearrange(z, "b p h e -> b p (h e)"), self.W_O.flatten(0, 1).T, self.b_O)
