@@ -40,10 +40,10 @@ class Callback:
     every: int = 1
 
     def on_step(self, trainer: Trainer, step: int) -> None:
-        pass
+        """Does nothing by default."""
 
     def on_end(self, trainer: Trainer) -> None:
-        pass
+        """Does nothing by default."""
 
 
 def _atomic_write_bytes(path: Path, writer) -> None:
