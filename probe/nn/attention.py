@@ -39,13 +39,14 @@ def attention_mask(
     return mask | ~mask.any(-1, keepdim=True)
 
 
-class Attention(nn.Module):
-    def __init__(self, cfg, causal: bool, cross: bool = False) -> None:
+class HeadProjections(nn.Module):
+    """Per-head query, key, value and output weights in TransformerLens' layout, shared by softmax and linear
+    attention: W_Q/W_K/W_V [head d_model d_head], W_O [head d_head d_model], and their biases."""
+
+    def __init__(self, cfg) -> None:
         super().__init__()
         h, d, e = cfg.n_heads, cfg.d_model, cfg.d_head
-        self.causal, self.cross = causal and not cross, cross
         self.n_heads, self.d_head = h, e
-        self.scale = e**-0.5 if cfg.use_attn_scale else 1.0
         self.W_Q = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
         self.W_K = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
         self.W_V = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
@@ -54,6 +55,21 @@ class Attention(nn.Module):
         self.b_K = nn.Parameter(torch.zeros(h, e))
         self.b_V = nn.Parameter(torch.zeros(h, e))
         self.b_O = nn.Parameter(torch.zeros(d))
+
+    def project(self, x: Float[Tensor, "batch pos d_model"], names: str) -> list[Tensor]:
+        """Project x with the weights named by `names` ("qkv", "q" or "kv") in a single matmul."""
+        W = torch.cat([getattr(self, f"W_{n.upper()}") for n in names])  # [n*h, d, e]
+        b = torch.cat([getattr(self, f"b_{n.upper()}") for n in names])  # [n*h, e]
+        out = F.linear(x, rearrange(W, "nh d e -> (nh e) d"), b.flatten())
+        out = rearrange(out, "b p (nh e) -> b p nh e", e=self.d_head)
+        return list(out.split(self.n_heads, dim=2))
+
+
+class Attention(HeadProjections):
+    def __init__(self, cfg, causal: bool, cross: bool = False) -> None:
+        super().__init__(cfg)
+        self.causal, self.cross = causal and not cross, cross
+        self.scale = cfg.d_head**-0.5 if cfg.use_attn_scale else 1.0
         self.rotary = Rotary(cfg) if cfg.positional_embedding_type == "rotary" and not cross else None
         self.hook_q = HookPoint()  # [batch pos head d_head]
         self.hook_k = HookPoint()
@@ -65,14 +81,6 @@ class Attention(nn.Module):
         self.hook_pattern = HookPoint()
         self.hook_z = HookPoint()  # [batch pos head d_head]
         self.hook_result = HookPoint()  # [batch pos head d_model]
-
-    def project(self, x: Float[Tensor, "batch pos d_model"], names: str) -> list[Tensor]:
-        """Project x with the weights named by `names` ("qkv", "q" or "kv") in a single matmul."""
-        W = torch.cat([getattr(self, f"W_{n.upper()}") for n in names])  # [n*h, d, e]
-        b = torch.cat([getattr(self, f"b_{n.upper()}") for n in names])  # [n*h, e]
-        out = F.linear(x, rearrange(W, "nh d e -> (nh e) d"), b.flatten())
-        out = rearrange(out, "b p (nh e) -> b p nh e", e=self.d_head)
-        return list(out.split(self.n_heads, dim=2))
 
     def forward(
         self,

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
 from probe.hooked import is_hooked
+from probe.nn.attention import HeadProjections
 from probe.ops.delta_rule import delta_rule, delta_rule_fast_weights, delta_rule_pattern
 from probe.ops.feature_maps import apply_feature_map, feature_dim, orthogonal_random_features, sum_normalize
 from probe.ops.linear_attention import (
@@ -40,28 +41,20 @@ from probe.ops.linear_attention import (
 )
 
 
-class LinearAttention(nn.Module):
+class LinearAttention(HeadProjections):
     chunk_size = 64
 
     def __init__(self, cfg, causal: bool, cross: bool = False) -> None:
-        super().__init__()
+        super().__init__(cfg)
         if cross:
             raise ValueError("LinearAttention supports self-attention only (cross=True); use attention='softmax'")
         self.rule, self.feature_map, self.causal = cfg.update_rule, cfg.feature_map, causal
         if self.rule == "delta" and not causal:
             raise ValueError("update_rule='delta' is a causal recurrence: LinearAttention needs causal=True for it")
         h, d, e = cfg.n_heads, cfg.d_model, cfg.d_head
-        self.n_heads, self.d_head, self.nu = h, e, cfg.dpfp_nu
+        self.nu = cfg.dpfp_nu
         self.d_phi = feature_dim(cfg.feature_map, e, nu=cfg.dpfp_nu, m=cfg.favor_features)
         self.normalize = self.rule == "sum" and cfg.feature_map != "identity"
-        self.W_Q = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
-        self.W_K = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
-        self.W_V = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
-        self.W_O = nn.Parameter(torch.randn(h, e, d) * cfg.init_range)
-        self.b_Q = nn.Parameter(torch.zeros(h, e))
-        self.b_K = nn.Parameter(torch.zeros(h, e))
-        self.b_V = nn.Parameter(torch.zeros(h, e))
-        self.b_O = nn.Parameter(torch.zeros(d))
         if self.rule == "delta":
             self.W_beta = nn.Parameter(torch.randn(d, h) * cfg.init_range)
             self.b_beta = nn.Parameter(torch.zeros(h))
@@ -100,9 +93,8 @@ class LinearAttention(nn.Module):
             raise ValueError("LinearAttention is self-attention only: kv must be None")
         L = x.shape[1]
         key_mask = key_padding_mask[:, -L:] if key_padding_mask is not None else None  # a cache holds the rest
-        W = torch.stack([self.W_Q, self.W_K, self.W_V])
-        qkv = einsum(x, W, "b p d, n h d e -> n b p h e") + torch.stack([self.b_Q, self.b_K, self.b_V])[:, None, None]
-        q, k, v = self.hook_q(qkv[0]), self.hook_k(qkv[1]), self.hook_v(qkv[2])
+        q, k, v = self.project(x, "qkv")
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         phi_q, phi_k = self.hook_phi_q(self.features(q)), self.hook_phi_k(self.features(k))
         beta = self.hook_beta(torch.sigmoid(x @ self.W_beta + self.b_beta)) if self.rule == "delta" else None
         phi_q, phi_k, v = (rearrange(t, "b p h e -> b h p e") for t in (phi_q, phi_k, v))
