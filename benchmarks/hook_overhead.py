@@ -2,15 +2,17 @@
 
 Ratios (targets on CPU): our no-hook forward+backward / plain forward+backward <= 1.05;
 `run_with_cache` of every hook / plain forward <= 1.5 (also reported: every hook but `hook_result`, which is what
-TransformerLens caches by default). Medians over interleaved repeats.
+TransformerLens caches by default). Medians over interleaved repeats. On CPU `run_with_cache` keeps freed memory
+for reuse by default (probe/cpu_memory.py); `--glibc-defaults` measures with PROBE_KEEP_FREED_MEMORY=0 instead.
 
-    python benchmarks/hook_overhead.py [--device cuda] [--repeats 15] [--keep-freed-memory]
+    python benchmarks/hook_overhead.py [--device cuda] [--repeats 15] [--glibc-defaults]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -21,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probe import Transformer, TransformerConfig
-from probe.cpu_memory import keep_freed_memory
+from probe import Transformer, TransformerConfig, cpu_memory
 
 
 class PlainBlock(nn.Module):
@@ -76,10 +77,10 @@ def main() -> dict:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "hook_overhead.json"))
-    parser.add_argument("--keep-freed-memory", action="store_true", help="probe.cpu_memory.keep_freed_memory()")
+    parser.add_argument("--glibc-defaults", action="store_true", help="PROBE_KEEP_FREED_MEMORY=0 (see cpu_memory)")
     args = parser.parse_args()
-    if args.keep_freed_memory and not keep_freed_memory():
-        raise SystemExit("--keep-freed-memory: this allocator is not glibc's")
+    if args.glibc_defaults:
+        os.environ[cpu_memory.ENV] = "0"
     dev = args.device
     cfg = TransformerConfig(d_model=256, n_layers=4, n_heads=8, d_mlp=1024, d_vocab=512, n_ctx=args.seq, act_fn="gelu")
     ours, plain = Transformer(cfg).to(dev), PlainDecoder(cfg).to(dev)
@@ -130,7 +131,7 @@ def main() -> dict:
     result = {
         "device": dev if dev == "cpu" else torch.cuda.get_device_name(),
         "threads": torch.get_num_threads(),
-        "keep_freed_memory": args.keep_freed_memory,
+        "keep_freed_memory": cpu_memory.for_caching() if dev == "cpu" else None,
         "shape": dict(n_layers=4, d_model=256, n_heads=8, d_mlp=1024, batch=args.batch, seq=args.seq),
         "median_seconds": med,
         "ratio_fwd_bwd_no_hooks": med["ours_fwd_bwd"] / med["plain_fwd_bwd"],

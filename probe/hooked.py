@@ -17,6 +17,8 @@ import torch
 from transformer_lens import ActivationCache, FactoredMatrix, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from probe import cpu_memory
+
 
 def is_hooked(hook_point: HookPoint) -> bool:
     """True when a forward or backward hook is attached to `hook_point`."""
@@ -58,6 +60,9 @@ class HookedModel(HookedRootModule):
     def run_with_cache(self, *args: Any, names_filter: Any = None, **kwargs: Any) -> tuple[Any, ActivationCache]:
         """Run the model and return `(output, ActivationCache)`; `names_filter` as in TransformerLens."""
         self._check_names(names_filter)
+        param = next(self.parameters(), None)
+        if param is None or param.device.type == "cpu":
+            cpu_memory.for_caching()  # reuse freed activation memory across calls (see probe/cpu_memory.py)
         out, cache = super().run_with_cache(*args, names_filter=names_filter, **kwargs)
         return out, ActivationCache(cache, self, has_batch_dim=not kwargs.get("remove_batch_dim", False))
 
