@@ -5,12 +5,17 @@ Setting 2: 2S pairs with replacement, the target being the value at the queried 
 per sequence. k_t = W_k [onehot(value_t); emb(key_t)], q = W_q emb(query), v_t = onehot(value_t), d_key = 64; one
 retrieval y = W_T phi(q) (or softmax attention), nothing after it. Loss 0.5 ||y - onehot(target)||^2 (0.5 = zero
 output). Adam; stop when the eval loss <= 0.001, after `patience` evaluations without improvement, or at the step
-budget. Linear methods use sum-normalised phi(q), phi(k) (Schlag et al. sec. 4.2) so that the sum and delta rules
-differ only in their update; beta_t = sigmoid(w_beta . [onehot(value_t); emb(key_t)]) for the delta rule.
+budget. As in the authors' code (ischlag/fast-weight-transformers, synthetic/): the sum rule is linear attention with
+its denominator, y = W_T phi(q) / (z_T . phi(q)); the delta rule uses sum-normalised phi'(q), phi'(k) (sec. 4.2) and
+beta_t = sigmoid(w_beta . [onehot(value_t); emb(key_t)]); FAVOR+ redraws its random features at every forward.
 
-Claims under test: (1) a sum-rule linear attention with feature dimension d_phi solves the task (loss <= 0.001)
-up to S of the order of d_phi and fails well beyond it, while softmax keeps solving; (2) in Setting 2 the delta rule
-solves values of S where the sum rule (same phi) does not.
+Claims under test, with the sum rule: (1) a deterministic feature map (elu+1, DPFP-nu) of dimension d_phi solves the
+task (loss <= 0.001) at small S and fails at S = 2 d_phi, while softmax keeps solving; (2) capacity grows with d_phi
+(wherever the smaller map fails, the larger has lower loss; the largest solved S does not shrink); (3) FAVOR+'s random
+features solve no S >= d_phi / 2 (the authors' own logs: loss 0.13 at S = 20 with m = 64, d_phi = 128), and more
+features lower the loss. With the delta rule: (4) in Setting 2 it solves values of S where the sum rule (same phi)
+does not. The default sweep uses d_key = 16 (d_phi and FAVOR+'s m scale with it) to finish in minutes on 2 CPU
+cores; `--d-key 64` is the paper's width (DPFP-3 at S = 384 alone takes about 5 minutes there).
 
 `python -m analyses.capacity [--setting 1 2] [--methods ...] [--rule sum|delta] [--S ...] [--quick] [--out DIR]`.
 """
@@ -48,18 +53,20 @@ METHODS = {  # id -> (feature map, nu, favor m)
 }
 SOLVED = 1e-3
 DEFAULT_D_KEY = 16  # default sweep's width: the paper's d_key = 64 costs ~16x more per step than 2 CPU cores allow
-DEFAULT = {  # setting -> (methods, rule(s), S values; None: d_phi / 2, d_phi, 2 d_phi of each method)
+DEFAULT = {  # setting -> (methods, rule(s), S values; None: default_S of each method)
     1: (("softmax", "linear", "dpfp1", "dpfp2", "dpfp3", "favor64", "favor128"), ("sum",), None),
     2: (("dpfp1",), ("sum", "delta"), (8, 16, 32)),
 }
+DETERMINISTIC = ("linear", "dpfp1", "dpfp2", "dpfp3")  # in order of d_phi
+FAVOR = ("favor64", "favor128")
 
 
 def default_S(method: str, d_key: int) -> tuple[int, ...]:
-    """S around the method's d_phi; softmax (unbounded d_phi) over the whole range the others span."""
-    if METHODS[method][0] is None:
-        return d_key, 4 * d_key, 12 * d_key
-    d = int(d_phi(method, d_key))
-    return d // 2, d, 2 * d
+    """A grid shared by all methods (so losses compare at equal S): d_key/2, d_key, 2 d_key, ... up to 2 d_phi
+    (12 d_key for softmax, whose d_phi is unbounded)."""
+    top = 12 * d_key if METHODS[method][0] is None else 2 * d_phi(method, d_key)
+    grid = [d_key // 2 * 2**i for i in range(5)] + [12 * d_key]
+    return tuple(S for S in grid if S <= top)
 
 
 def d_phi(method: str, d_key: int = D_KEY) -> float:
@@ -88,13 +95,17 @@ class Retrieval(nn.Module):
         self.W_q = nn.Linear(d_key, d_key)
         if rule == "delta":  # beta_t = sigmoid(w_beta . [onehot(value_t); emb(key_t)])
             self.w_beta_value, self.w_beta_key = nn.Embedding(S, 1), nn.Linear(d_key, 1)
-        m = m * d_key // D_KEY
-        proj = orthogonal_random_features(m, d_key) if self.feature == "favor_plus" else None
-        self.register_buffer("projection", proj)
+        self.m = m * d_key // D_KEY  # FAVOR+ features, redrawn at every forward (see `phi`)
 
-    def phi(self, x: Tensor) -> Tensor:
+    def phi(self, x: Tensor, projection: Tensor | None = None) -> Tensor:
+        """phi(x) for the sum rule, sum-normalised phi'(x) for the delta rule."""
         x = x * self.d_key**-0.25 if self.feature == "favor_plus" else x
-        return sum_normalize(apply_feature_map(self.feature, x, nu=self.nu, projection=self.projection))
+        phi = apply_feature_map(self.feature, x, nu=self.nu, projection=projection)
+        return sum_normalize(phi) if self.rule == "delta" else phi
+
+    def projection(self, device: torch.device) -> Tensor | None:
+        """A fresh FAVOR+ draw (the authors redraw at every forward); None for the deterministic maps."""
+        return orthogonal_random_features(self.m, self.d_key, device=device) if self.feature == "favor_plus" else None
 
     def scatter(self, weights: Tensor, values: Tensor) -> Tensor:
         """sum_t weights_t onehot(value_t), without building the one-hot tensor."""
@@ -107,9 +118,11 @@ class Retrieval(nn.Module):
         k, q = self.keys(keys, values), self.W_q(self.emb(query))
         if self.feature is None:  # y = sum_t softmax(q.k_t / sqrt(d))_t onehot(value_t), as a scatter
             return self.scatter(torch.softmax(torch.einsum("bd,bpd->bp", q, k) / self.d_key**0.5, -1), values)
-        pk, pq = self.phi(k), self.phi(q)
-        if self.rule == "sum":  # y = W_T phi(q), W_T = sum_t onehot(value_t) phi(k_t)^T
-            return self.scatter(torch.einsum("bd,bpd->bp", pq, pk), values)
+        projection = self.projection(k.device)
+        pk, pq = self.phi(k, projection), self.phi(q, projection)
+        if self.rule == "sum":  # y = W phi(q) / (z . phi(q)), W = sum_t onehot(v_t) phi(k_t)^T, z = sum_t phi(k_t)
+            scores = torch.einsum("bd,bpd->bp", pq, pk)
+            return self.scatter(scores / (scores.sum(-1, keepdim=True) + 1e-6), values)
         v = F.one_hot(values, self.S).to(pk.dtype)
         beta = torch.sigmoid(self.w_beta_value(values) + self.w_beta_key(self.emb(keys))).squeeze(-1)
         _, W = delta_rule(pk[:, None], pk[:, None], v[:, None], beta[:, None], form="chunked", return_state=True)
@@ -184,15 +197,31 @@ def summarise(res: CapacityResult) -> None:
         solved = [r["S"] for r in runs if r["solved"]]
         res.largest_solved[key] = dict(S=max(solved) if solved else None, d_phi=runs[0]["d_phi"],
                                        failed_S=sorted(r["S"] for r in runs if not r["solved"]))
-    # claim 1: each sum-rule linear method fails at some S <= 3 d_phi that was tried, solves at least the smallest S
-    tested = []
-    for key, info in res.largest_solved.items():
-        setting, method, rule = key.split("/")
-        if setting == "1" and rule == "sum" and method != "softmax":
-            fails_near = any(s <= 3 * info["d_phi"] for s in info["failed_S"])
-            tested.append(fails_near and info["S"] is not None)
-    res.claims["sum_rule_capacity_bounded_by_d_phi"] = all(tested) if tested else None
-    soft = res.largest_solved.get("1/softmax/sum")
+    best = {(r["method"], r["S"]): r["best_loss"] for r in res.runs if r["setting"] == 1 and r["rule"] == "sum"}
+    info1 = {m: res.largest_solved[f"1/{m}/sum"] for m in METHODS if f"1/{m}/sum" in res.largest_solved}
+
+    def lower_where_unsolved(small: str, large: str) -> bool | None:
+        """`large` has the lower best loss at every S both tried where `small` failed (None: no such S)."""
+        common = [S for (m, S) in best if m == small and (large, S) in best and best[small, S] > SOLVED]
+        return all(best[large, S] < best[small, S] for S in common) if common else None
+
+    det = [m for m in DETERMINISTIC if m in info1]
+    if det:  # (1) solved at the smallest S tried, failed at 2 d_phi
+        res.claims["sum_rule_solves_small_S_and_fails_at_2_d_phi"] = all(
+            info1[m]["S"] is not None and min(S for (k, S) in best if k == m) <= info1[m]["S"]
+            and any(S >= 2 * info1[m]["d_phi"] for S in info1[m]["failed_S"]) for m in det)
+    if len(det) > 1:  # (2) more d_phi, more capacity
+        pairs = [lower_where_unsolved(a, b) for a, b in zip(det, det[1:])]
+        solved = [info1[m]["S"] or 0 for m in det]
+        res.claims["capacity_grows_with_d_phi"] = None if None in pairs else (
+            all(pairs) and solved == sorted(solved))
+    fav = [m for m in FAVOR if m in info1]
+    if fav:  # (3) FAVOR+ below its d_phi / 2, where the deterministic maps still solve; more features help
+        res.claims["favor_retrieves_below_d_phi_over_2"] = all(
+            (info1[m]["S"] or 0) < info1[m]["d_phi"] / 2 for m in fav)
+    if len(fav) == 2:
+        res.claims["favor_improves_with_m"] = lower_where_unsolved(*fav)
+    soft = info1.get("softmax")
     res.claims["softmax_solves_every_S"] = None if soft is None else not soft["failed_S"]
     d, s = res.largest_solved.get("2/dpfp1/delta"), res.largest_solved.get("2/dpfp1/sum")
     if d is not None and s is not None:
@@ -254,9 +283,12 @@ def write_report(res: CapacityResult, path: Path, max_steps: int, lr: float, d_k
     lines = [
         "# Capacity of linear attention (Schlag et al. 2021, sec. 6.1)",
         "",
-        "Claims: (1) sum-rule linear attention with feature dimension d_phi retrieves perfectly (loss <= 0.001) up to",
-        "S of the order of d_phi and fails beyond, softmax keeps solving; (2) in Setting 2 (2S pairs, keys repeat, the",
-        "latest value wins) the delta rule solves S where the sum rule with the same phi does not.",
+        "Claims: (1) sum-rule linear attention with a deterministic feature map (elu+1, DPFP-nu) of dimension d_phi",
+        "retrieves perfectly (loss <= 0.001) at small S and fails at S = 2 d_phi, while softmax keeps solving; (2) the",
+        "capacity grows with d_phi (lower loss wherever the smaller map fails, largest solved S non-decreasing); (3)",
+        "FAVOR+'s random features solve no S >= d_phi / 2, and more features (m) lower the loss; (4) in Setting 2",
+        "(2S pairs, keys repeat, the latest value wins) the delta rule solves S where the sum rule with the same phi",
+        "does not.",
         f"d_key = {d_key} (the paper: 64; d_phi scales with it: elu+1 d_key, DPFP-nu 2 nu d_key, FAVOR+ m scaled by",
         f"d_key/64). Budget per run: at most {max_steps} Adam steps (lr {lr:g}, batch 32), evaluated every",
         f"{eval_every} steps on 256 fixed sequences; stop at loss <= 0.001 ('solved') or 10 evaluations without",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from analyses import capacity
-from analyses.capacity import Retrieval, d_phi, default_S, sample, train_one
+from analyses.capacity import CapacityResult, Retrieval, d_phi, default_S, sample, summarise, train_one
 
 
 def test_sample_targets_are_the_value_at_the_last_occurrence():
@@ -33,11 +33,15 @@ def test_d_phi_and_model_shapes():
         Retrieval("relu", 7)
     with pytest.raises(ValueError, match="softmax"):
         Retrieval("softmax", 7, "delta")
-    # d_phi scales with d_key (the default sweep's d_key = 16) and the default S straddle it
+    # d_phi scales with d_key (the default sweep's d_key = 16); one S grid for all, each method up to 2 d_phi
     assert [d_phi(m, 16) for m in ("linear", "dpfp2", "favor64", "favor128")] == [16, 64, 32, 64]
-    assert default_S("dpfp3", 16) == (48, 96, 192) and default_S("softmax", 16) == (16, 64, 192)
+    assert default_S("linear", 16) == (8, 16, 32) and default_S("dpfp2", 16) == (8, 16, 32, 64, 128)
+    assert default_S("softmax", 16) == (8, 16, 32, 64, 128, 192)
     model = Retrieval("favor128", 5, d_key=16)
-    assert model.projection.shape == (32, 16) and model.phi(torch.randn(2, 16)).shape == (2, 64)
+    projection = model.projection(torch.device("cpu"))
+    assert projection.shape == (32, 16) and model.phi(torch.randn(2, 16), projection).shape == (2, 64)
+    keys, values, query, _ = sample(1, 5, 4, gen)
+    assert not torch.equal(model(keys, values, query), model(keys, values, query))  # features redrawn per forward
 
 
 def test_sum_rule_solves_below_d_phi_and_not_far_beyond_it():
@@ -50,7 +54,8 @@ def test_sum_rule_solves_below_d_phi_and_not_far_beyond_it():
 
 
 def test_sum_rule_retrieval_is_linear_attention_over_the_pairs():
-    """The sum-rule model's output equals causal linear attention's last row with the query appended."""
+    """The sum-rule model's output equals causal linear attention's last row (with its denominator) with the query
+    appended."""
     from probe.ops.linear_attention import causal_linear_attention
 
     torch.manual_seed(0)
@@ -65,8 +70,46 @@ def test_sum_rule_retrieval_is_linear_attention_over_the_pairs():
     qs = torch.cat([pk, pq[:, None]], 1)[:, None]  # the query as the last position; its own key is zero
     ks = torch.cat([pk, torch.zeros_like(pq[:, None])], 1)[:, None]
     vs = torch.cat([torch.nn.functional.one_hot(values, 5).float(), torch.zeros(2, 1, 5)], 1)[:, None]
-    ref = causal_linear_attention(qs, ks, vs, normalize=False)[:, 0, -1]
+    ref = causal_linear_attention(qs, ks, vs, normalize=True)[:, 0, -1]
     torch.testing.assert_close(y, ref)
+
+
+def run_record(method: str, S: int, loss: float, setting: int = 1, rule: str = "sum") -> dict:
+    return dict(setting=setting, method=method, rule=rule, S=S, d_phi=d_phi(method, 16), best_loss=loss,
+                solved=loss <= capacity.SOLVED)
+
+
+def test_claims_are_read_off_the_runs():
+    """summarise's verdicts on hand-made sweeps: one where every claim holds, then one break per claim."""
+    ok, bad = 1e-4, 0.2
+    holds = [run_record("linear", 8, ok), run_record("linear", 16, 0.05), run_record("linear", 32, bad),
+             run_record("dpfp1", 8, ok), run_record("dpfp1", 16, ok), run_record("dpfp1", 32, 0.03),
+             run_record("dpfp1", 64, bad),
+             run_record("favor64", 8, 0.01), run_record("favor64", 16, 0.1),
+             run_record("favor128", 8, ok), run_record("favor128", 16, 0.05), run_record("favor128", 32, 0.2),
+             run_record("softmax", 8, ok), run_record("softmax", 64, ok),
+             run_record("dpfp1", 8, ok, 2, "delta"), run_record("dpfp1", 8, bad, 2, "sum")]
+
+    def claims(runs):
+        res = CapacityResult(runs=runs)
+        summarise(res)
+        return res.claims
+
+    assert claims(holds) == {"sum_rule_solves_small_S_and_fails_at_2_d_phi": True, "capacity_grows_with_d_phi": True,
+                             "favor_retrieves_below_d_phi_over_2": True, "favor_improves_with_m": True,
+                             "softmax_solves_every_S": True, "delta_beats_sum_in_setting_2": True}
+    breaks = {
+        "sum_rule_solves_small_S_and_fails_at_2_d_phi": (0, run_record("linear", 8, bad)),  # fails at small S
+        "capacity_grows_with_d_phi": (5, run_record("dpfp1", 32, 0.3)),  # dpfp1 worse than linear at S = 32
+        "favor_retrieves_below_d_phi_over_2": (8, run_record("favor64", 16, ok)),  # m = 64 solves S = d_phi / 2
+        "favor_improves_with_m": (10, run_record("favor128", 16, 0.2)),
+        "softmax_solves_every_S": (13, run_record("softmax", 64, bad)),
+        "delta_beats_sum_in_setting_2": (14, run_record("dpfp1", 8, bad, 2, "delta")),
+    }
+    for claim, (i, replacement) in breaks.items():
+        got = claims(holds[:i] + [replacement] + holds[i + 1 :])
+        assert got[claim] is False, claim
+        assert all(v for k, v in got.items() if k != claim), (claim, got)
 
 
 def test_quick_cli_writes_the_metrics_schema(tmp_path, monkeypatch):
