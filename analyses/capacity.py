@@ -93,6 +93,7 @@ class Retrieval(nn.Module):
         # W_k [onehot(value); emb(key)] = W_k_value[value] + W_k_key emb(key): the one-hot half is a lookup
         self.W_k_value, self.W_k_key = nn.Embedding(S, d_key), nn.Linear(d_key, d_key)
         self.W_q = nn.Linear(d_key, d_key)
+        nn.init.uniform_(self.W_k_value.weight, -(d_key**-0.5), d_key**-0.5)  # the authors' init of all of W_k
         if rule == "delta":  # beta_t = sigmoid(w_beta . [onehot(value_t); emb(key_t)])
             self.w_beta_value, self.w_beta_key = nn.Embedding(S, 1), nn.Linear(d_key, 1)
         self.m = m * d_key // D_KEY  # FAVOR+ features, redrawn at every forward (see `phi`)
@@ -249,9 +250,11 @@ def figure(res: CapacityResult, out: Path) -> None:
 def run(settings: tuple[int, ...] = (1, 2), methods: tuple[str, ...] | None = None,
         rules: tuple[str, ...] | None = None, S_values: tuple[int, ...] | None = None, quick: bool = False,
         out: str | Path = "runs/capacity",
-        max_steps: int = 3000, eval_every: int = 50, patience: int = 10, lr: float = 1e-2,
+        max_steps: int = 3000, eval_every: int = 50, patience: int = 10, lr: float | None = None,
         d_key: int = DEFAULT_D_KEY) -> CapacityResult:
-    """Sweep (setting, method, rule, S); unspecified lists come from DEFAULT per setting."""
+    """Sweep (setting, method, rule, S); unspecified lists come from DEFAULT per setting. lr None: the paper's 1e-3
+    at d_key >= 64, 1e-2 below it (where 1e-3 needs more steps than the budget)."""
+    lr = lr if lr is not None else (1e-3 if d_key >= D_KEY else 1e-2)
     start = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -321,7 +324,7 @@ def main() -> None:
     parser.add_argument("--rule", nargs="+", choices=["sum", "delta"])
     parser.add_argument("--S", type=int, nargs="+")
     parser.add_argument("--max-steps", type=int, default=3000)
-    parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--lr", type=float, help="Adam's lr (default: 1e-3 at d_key >= 64 as the paper, else 1e-2)")
     parser.add_argument("--d-key", type=int, default=DEFAULT_D_KEY)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="runs/capacity")
