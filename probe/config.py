@@ -115,6 +115,7 @@ class TransformerConfig(ConfigBase):
     dpfp_nu: int = 1
     favor_features: int = 64
     update_rule: str = "sum"
+    short_conv: int = 0  # kernel of a causal depthwise conv before each token mixer (Zoology); 0: none
     init_range: float | None = None  # std of weight init; default 1 / sqrt(d_model)
     seed: int | None = None
     eps: float = 1e-5
@@ -163,6 +164,9 @@ class TransformerConfig(ConfigBase):
         check_choice("feature_map", self.feature_map, FEATURE_MAPS)
         check_choice("update_rule", self.update_rule, UPDATE_RULES)
         check_fraction("dropout", self.dropout)
+        check_positive("short_conv", self.short_conv, allow_zero=True)
+        if self.short_conv and self.arch != "decoder":
+            raise ValueError(f"short_conv={self.short_conv} is a causal convolution: it needs arch='decoder'")
         if self.rotary_dim is None:
             self.rotary_dim = self.d_head
         if self.positional_embedding_type == "rotary":

@@ -15,6 +15,7 @@ from transformer_lens.hook_points import HookPoint
 from probe.nn.attention import Attention
 from probe.nn.mlp import MLP
 from probe.nn.norm import make_norm
+from probe.nn.short_conv import ShortConv
 
 
 def make_attention(cfg, causal: bool, cross: bool = False) -> nn.Module:
@@ -32,6 +33,9 @@ class TransformerBlock(nn.Module):
         self.attn_only = cfg.attn_only
         self.ln1 = make_norm(cfg)
         self.attn = make_attention(cfg, causal)
+        self.short_conv = ShortConv(cfg) if getattr(cfg, "short_conv", 0) else None
+        if self.short_conv is not None:
+            self.hook_short_conv = HookPoint()  # [batch pos d_model], the mixer's input
         self.dropout = nn.Dropout(cfg.dropout)
         self.hook_resid_pre = HookPoint()  # [batch pos d_model]
         self.hook_attn_out = HookPoint()
@@ -54,6 +58,9 @@ class TransformerBlock(nn.Module):
             return resid + self.dropout(hook(fn(norm(resid))))
         return norm(resid + self.dropout(hook(fn(resid))))
 
+    def conv(self, x: Tensor, cache: dict | None) -> Tensor:
+        return x if self.short_conv is None else self.hook_short_conv(self.short_conv(x, cache))
+
     def forward(
         self,
         resid: Float[Tensor, "batch pos d_model"],
@@ -67,7 +74,7 @@ class TransformerBlock(nn.Module):
         resid = self.sublayer(
             resid,
             self.ln1,
-            lambda x: self.attn(x, key_padding_mask=key_padding_mask, cache=self_cache),
+            lambda x: self.attn(self.conv(x, cache), key_padding_mask=key_padding_mask, cache=self_cache),
             self.hook_attn_out,
         )
         resid = self.hook_resid_mid(resid)

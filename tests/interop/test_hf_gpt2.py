@@ -76,6 +76,7 @@ def test_import_of_a_native_gpt2_keeps_logits():
         ({"d_head": 5}, "d_head"),
         ({"tie_embed": True, "scale_embed": True}, "scale_embed"),
         ({"attention": "linear"}, "attention"),
+        ({"short_conv": 3}, "short_conv"),
     ],
 )
 def test_refuses_configs_gpt2_cannot_express(kw, field):
