@@ -58,8 +58,14 @@ class TransformerBlock(nn.Module):
             return resid + self.dropout(hook(fn(norm(resid))))
         return norm(resid + self.dropout(hook(fn(resid))))
 
-    def conv(self, x: Tensor, cache: dict | None) -> Tensor:
-        return x if self.short_conv is None else self.hook_short_conv(self.short_conv(x, cache))
+    def conv(self, x: Tensor, key_padding_mask: Tensor | None, cache: dict | None) -> Tensor:
+        """The short convolution (if any) before the mixer; padded positions enter it as zeros, as in its
+        unpadded sequence."""
+        if self.short_conv is None:
+            return x
+        if key_padding_mask is not None:
+            x = x.masked_fill(~key_padding_mask[..., None], 0.0)
+        return self.hook_short_conv(self.short_conv(x, cache))
 
     def forward(
         self,
@@ -71,12 +77,11 @@ class TransformerBlock(nn.Module):
     ) -> Float[Tensor, "batch pos d_model"]:
         resid = self.hook_resid_pre(resid)
         self_cache = cache.setdefault("self", {}) if cache is not None else None
-        resid = self.sublayer(
-            resid,
-            self.ln1,
-            lambda x: self.attn(self.conv(x, cache), key_padding_mask=key_padding_mask, cache=self_cache),
-            self.hook_attn_out,
-        )
+
+        def mix(x: Tensor) -> Tensor:
+            return self.attn(self.conv(x, key_padding_mask, cache), key_padding_mask=key_padding_mask, cache=self_cache)
+
+        resid = self.sublayer(resid, self.ln1, mix, self.hook_attn_out)
         resid = self.hook_resid_mid(resid)
         if self.cross:
             cross_cache = cache.setdefault("cross", {}) if cache is not None else None

@@ -55,3 +55,16 @@ def test_bad_kernel_and_non_decoder_are_rejected():
     with pytest.raises(ValueError, match="short_conv=2 .*arch='decoder'"):
         TransformerConfig(short_conv=2, arch="encoder")
     assert not hasattr(Transformer(TransformerConfig(d_model=8, n_heads=1)).blocks[0], "hook_short_conv")
+
+
+@pytest.mark.parametrize("attention", ["softmax", "linear"])
+def test_left_padding_does_not_reach_real_tokens_through_the_conv(attention):
+    """Without positions, a left-padded sequence gives the unpadded sequence's logits on its real tokens."""
+    torch.manual_seed(0)
+    cfg = TransformerConfig(d_model=16, n_layers=2, n_heads=2, d_vocab=11, n_ctx=12, short_conv=3,
+                            positional_embedding_type="none", attention=attention)
+    model = Transformer(cfg)
+    x = torch.randint(0, 11, (2, 6))
+    padded = torch.cat([torch.randint(0, 11, (2, 3)), x], 1)
+    mask = torch.cat([torch.zeros(2, 3), torch.ones(2, 6)], 1).long()
+    torch.testing.assert_close(model(padded, attention_mask=mask)[:, 3:], model(x), atol=1e-5, rtol=1e-5)
