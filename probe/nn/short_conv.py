@@ -20,9 +20,8 @@ class ShortConv(nn.Module):
     def __init__(self, cfg) -> None:
         super().__init__()
         self.kernel = cfg.short_conv
-        self.W = nn.Parameter(torch.zeros(cfg.d_model, self.kernel))  # W[:, j] weighs x_{t-j}
-        self.W.data[:, 0] = 1.0  # starts as the identity
-        self.W.data[:, 1:] = torch.randn(cfg.d_model, self.kernel - 1) * self.kernel**-0.5
+        past = torch.randn(cfg.d_model, self.kernel - 1) * self.kernel**-0.5
+        self.W = nn.Parameter(torch.cat([torch.ones(cfg.d_model, 1), past], 1))  # W[:, j] weighs x_{t-j}; x_t's is 1
         self.b = nn.Parameter(torch.zeros(cfg.d_model))
 
     def forward(
