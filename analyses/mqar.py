@@ -13,7 +13,7 @@ sum-rule fixed-state model recalls at small N and loses recall once N reaches it
 the delta rule recalls at least as well as the sum rule with the same feature map.
 Measured as accuracy against N after the same training budget, over `--seeds` seeds.
 
-`python -m analyses.mqar [--pairs 4 8 16 32] [--steps N] [--batch B] [--seeds S] [--quick] [--out DIR]`.
+`python -m analyses.mqar [--pairs 4 8 16 32] [--steps N] [--batch B] [--seeds S] [--vocab V] [--quick] [--out DIR]`.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def measure_claims(acc: dict[str, dict[int, float]], d_model: int = D_MODEL) -> 
 
 def run(pairs: tuple[int, ...] = (4, 8, 16, 32), models: tuple[str, ...] = tuple(MODELS), steps: int = 800,
         quick: bool = False, out: str | Path = "runs/mqar", batch: int = 64, seeds: int = 1,
-        lr: float = 1e-2, d_model: int = D_MODEL) -> MQARResult:
+        lr: float = 1e-2, d_model: int = D_MODEL, vocab: int = VOCAB) -> MQARResult:
     start = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,7 +139,7 @@ def run(pairs: tuple[int, ...] = (4, 8, 16, 32), models: tuple[str, ...] = tuple
     res = MQARResult()
     jobs = [(m, n, s) for m in models for n in pairs for s in range(seeds)]
     for name, n, seed in tqdm(jobs, desc="mqar", disable=quick):
-        res.runs.append(train_and_eval(name, n, steps, batch=batch, lr=lr, seed=seed, d_model=d_model))
+        res.runs.append(train_and_eval(name, n, steps, batch=batch, lr=lr, seed=seed, d_model=d_model, vocab=vocab))
     for name in models:
         for n in pairs:
             accs = [r["accuracy"] for r in res.runs if r["model"] == name and r["n_pairs"] == n]
@@ -147,7 +147,7 @@ def run(pairs: tuple[int, ...] = (4, 8, 16, 32), models: tuple[str, ...] = tuple
             res.spread.setdefault(name, {})[n] = (min(accs), max(accs))
     res.claims = measure_claims(res.accuracy, d_model)
     res.seconds = time.time() - start
-    write_outputs(res, out, pairs, steps, batch, seeds, lr, d_model)
+    write_outputs(res, out, pairs, steps, batch, seeds, lr, d_model, vocab)
     return res
 
 
@@ -156,7 +156,7 @@ def label(name: str, d_model: int) -> str:
 
 
 def write_outputs(res: MQARResult, out: Path, pairs: tuple[int, ...], steps: int, batch: int, seeds: int,
-                  lr: float, d_model: int) -> None:
+                  lr: float, d_model: int, vocab: int) -> None:
     acc, spread = res.accuracy, res.spread
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, by_n in acc.items():
@@ -187,7 +187,7 @@ def write_outputs(res: MQARResult, out: Path, pairs: tuple[int, ...], steps: int
     lines += ["", "Claims measured (on the means):"]
     verdict = {True: "supported", False: "NOT supported", None: "not measured (no N tried reaches d_phi)"}
     lines += [f"- {k}: {verdict[v]}" for k, v in res.claims.items()]
-    lines += ["", f"Setup: vocabulary {VOCAB} (keys [0, {VOCAB // 2}), values [{VOCAB // 2}, {VOCAB})), attention-only "
+    lines += ["", f"Setup: vocabulary {vocab} (keys [0, {vocab // 2}), values [{vocab // 2}, {vocab})), attention-only "
               f"decoders, short causal conv (kernel {SHORT_CONV}) before every mixer, learned positions. "
               f"{steps} AdamW steps per run (batch {batch}, one-cycle lr {lr:g}, 10% warm-up), accuracy on 512 fresh "
               "sequences.", f"Runtime {res.seconds:.0f} s. Figure: mqar.png."]
@@ -203,11 +203,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--d-model", type=int, default=D_MODEL)
+    parser.add_argument("--vocab", type=int, default=VOCAB, help="keys and values: half each; N <= vocab / 2")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="runs/mqar")
     a = parser.parse_args()
     torch.set_num_threads(1)
-    res = run(tuple(a.pairs), tuple(a.models), a.steps, a.quick, a.out, a.batch, a.seeds, a.lr, a.d_model)
+    res = run(tuple(a.pairs), tuple(a.models), a.steps, a.quick, a.out, a.batch, a.seeds, a.lr, a.d_model, a.vocab)
     print(f"accuracy={res.accuracy} claims={res.claims} ({res.seconds:.0f} s) -> {a.out}")
 
 

@@ -64,3 +64,11 @@ def test_quick_run(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert all(f"- {k}: {'supported' if v else 'NOT supported'}" in report for k, v in res.claims.items())
     assert "delta_at_least_sum_rule_at_N=4" not in res.claims  # no linear model in this run
+
+
+def test_vocab_reaches_the_models_and_the_report(tmp_path):
+    res = run(quick=True, models=("dpfp",), out=tmp_path, vocab=12)
+    assert "vocabulary 12 (keys [0, 6), values [6, 12))" in (tmp_path / "report.md").read_text()
+    assert len(res.runs) == 2
+    with pytest.raises(ValueError, match="n_pairs=2 must be in \\[1, 1\\]"):
+        run(quick=True, models=("dpfp",), out=tmp_path, vocab=3)
