@@ -1,0 +1,162 @@
+"""Multiplying token embeddings by sqrt(d_model) (003 #8; Vaswani et al. 2017 §3.4).
+
+The seed says the factor sets the scale of the word vectors at initialisation to something reasonable and makes
+early training stable. The reason it matters in the 2017 model: its embeddings start small (standard deviation
+d_model^-1/2, so a token vector has norm about 1) while the sinusoidal position code added to them has norm
+sqrt(d_model / 2); unscaled, position would dominate the token signal at the input. The paper also ties the input
+embedding to the output projection, which wants small weights, so the factor lets one matrix serve both.
+
+Two measurements. At initialisation (no training), for several widths: the norms of `hook_embed` (token) and
+`hook_pos_embed` (sinusoidal position) per position, with and without the factor. After training: a character-level
+decoder language model with sinusoidal positions, with and without the factor, with tied and with untied
+embeddings, at the same size, steps and learning rate; held-out loss, and the position/token norm ratio at the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from analyses.claims._charlm import char_lm, evaluate, lm_config
+from probe import TrainConfig, Trainer, Transformer
+from probe.study import Claim, Outcome, Study, column, grid, judge, main, paired
+
+SOURCE = "003 #8; Vaswani et al. 2017 §3.4-3.5"
+CLAIMS = (
+    Claim("positions_dominate_unscaled", "Without the factor, sinusoidal positions dominate the token signal at "
+          "initialisation (at the paper's width)", SOURCE,
+          "mean |position code| / mean |token embedding| at init, unscaled, d_model 512", ">", 1.0),
+    Claim("scaled_tokens_not_drowned", "With the factor, the token signal is at least as large as the position code "
+          "at initialisation (at the paper's width)", SOURCE,
+          "mean |position code| / mean |token embedding| at init, scaled, d_model 512", "<", 1.0),
+    Claim("scaling_helps_tied", "The factor gives a better model (tied input/output embeddings, as in the paper)",
+          SOURCE, "held-out loss unscaled - scaled (nats), tied embeddings", ">", 0.0),
+    Claim("scaling_helps_untied", "The factor gives a better model (separate input/output embeddings)", SOURCE,
+          "held-out loss unscaled - scaled (nats), untied embeddings", ">", 0.0),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    widths: tuple[int, ...] = (32, 64, 128, 256, 512)  # d_model at initialisation
+    n_ctx: int = 32
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 1e-3  # AdamW, linear warmup over 10% of the steps, cosine decay; the same for every variant
+    n_sentences: int = 2000
+    seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2
+
+
+def norm_ratio(model: Transformer, tokens: torch.Tensor) -> tuple[float, float, float]:
+    """(mean token-embedding norm, mean position-code norm, their ratio position / token) from the hooks."""
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=["hook_embed", "hook_pos_embed"])
+    token = float(cache["hook_embed"].norm(dim=-1).mean())
+    position = float(cache["hook_pos_embed"].norm(dim=-1).mean())
+    return token, position, position / token
+
+
+def at_init(cfg: Config, seed: int, tokens: torch.Tensor, vocab: int) -> list[dict]:
+    rows = []
+    for width in cfg.widths:
+        for scaled in (False, True):
+            model = Transformer(lm_config(vocab, cfg.n_ctx, d_model=width, n_layers=1, n_heads=1, scale_embed=scaled,
+                                          positional_embedding_type="sinusoidal", seed=seed))
+            token, position, ratio = norm_ratio(model, tokens)
+            rows.append({"stage": "init", "d_model": width, "scaled": scaled, "tied": False, "seed": seed,
+                         "token_norm": token, "position_norm": position, "ratio": ratio})
+    return rows
+
+
+def train_one(scaled: bool, tied: bool, seed: int, cfg: Config) -> dict:
+    cpu = time.process_time()
+    train, held_out, vocab = char_lm(cfg.n_ctx, n_sentences=cfg.n_sentences)
+    model = Transformer(lm_config(vocab, cfg.n_ctx, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
+                                  positional_embedding_type="sinusoidal", scale_embed=scaled, tie_embed=tied,
+                                  seed=seed))
+    before = norm_ratio(model, held_out[:64])[2]
+    tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, schedule="cosine",
+                     warmup_steps=cfg.steps // 10, seed=seed, log_every=cfg.steps, progress=False)
+    Trainer(model, train, None, tc).fit()
+    token, position, ratio = norm_ratio(model, held_out[:64])
+    return {"stage": "trained", "d_model": cfg.d_model, "ratio_init": before, "token_norm": token,
+            "position_norm": position, "ratio": ratio, **evaluate(model, held_out), "cpu_s": time.process_time() - cpu}
+
+
+def experiment(cfg: Config) -> Outcome:
+    cpu = time.process_time()
+    _, held_out, vocab = char_lm(cfg.n_ctx, n_sentences=cfg.n_sentences)
+    init = pd.DataFrame([r for s in cfg.seeds for r in at_init(cfg, s, held_out[:64], vocab)])
+    init["cpu_s"] = (time.process_time() - cpu) / len(init)
+    variants = [{"scaled": s, "tied": t} for t in (True, False) for s in (False, True)]
+    trained = grid(functools.partial(train_one, cfg=cfg), variants, cfg.seeds, desc="embed_scale",
+                   workers=cfg.workers)
+    table = pd.concat([init, trained], ignore_index=True)
+    return Outcome(table, {"CPU seconds, all runs": float(table["cpu_s"].sum())})
+
+
+def verdicts(table: pd.DataFrame) -> list:
+    c = {claim.id: claim for claim in CLAIMS}
+    init = table[table["stage"] == "init"]
+    trained = table[table["stage"] == "trained"]
+    out = [judge(c["positions_dominate_unscaled"], *column(init, "ratio", d_model=512, scaled=False)),
+           judge(c["scaled_tokens_not_drowned"], *column(init, "ratio", d_model=512, scaled=True))]
+    for tied, name in ((True, "tied"), (False, "untied")):
+        values, rows = paired(trained, "nll", {"scaled": False, "tied": tied}, {"scaled": True, "tied": tied})
+        out.append(judge(c[f"scaling_helps_{name}"], values, rows))
+    return out
+
+
+def figures(outcome: Outcome, out: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    t = outcome.table
+    init, trained = t[t["stage"] == "init"], t[t["stage"] == "trained"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for scaled, style in ((False, "o-"), (True, "s--")):
+        g = init[init["scaled"] == scaled].groupby("d_model")["ratio"].mean()
+        axes[0].plot(g.index, g.values, style, label="x sqrt(d_model)" if scaled else "unscaled")
+    axes[0].axhline(1.0, color="gray", lw=0.8)
+    axes[0].set(xscale="log", yscale="log", xlabel="d_model", ylabel="|position| / |token| at init",
+                title="Input signal at initialisation")
+    axes[0].legend(fontsize=8)
+    labels, x = [], np.arange(4)
+    for k, (tied, scaled) in enumerate([(True, False), (True, True), (False, False), (False, True)]):
+        ys = trained[(trained["tied"] == tied) & (trained["scaled"] == scaled)]["nll"]
+        axes[1].bar(k, ys.mean(), color="C1" if scaled else "C0")
+        axes[1].scatter(np.full(len(ys), k), ys, color="k", s=8, zorder=3)
+        labels.append(f"{'tied' if tied else 'untied'}\n{'scaled' if scaled else 'unscaled'}")
+    lo = trained["nll"].min()
+    axes[1].set(xticks=x, xticklabels=labels, ylabel="held-out loss (nats)", ylim=(lo * 0.9, None),
+                title="After training")
+    fig.tight_layout()
+    path = out / "embed_scale.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+STUDY = Study(
+    name="claims.embed_scale",
+    title="Embedding scale: multiplying token embeddings by sqrt(d_model)",
+    claims=CLAIMS,
+    config=Config(),
+    quick=Config(widths=(16, 512), steps=10, d_model=16, n_heads=2, n_sentences=200, seeds=(0,), workers=1),
+    experiment=experiment,
+    verdicts=verdicts,
+    figures=figures,
+    description=__doc__.split("\n\n", 1)[1],
+)
+
+if __name__ == "__main__":
+    main(STUDY)
