@@ -30,7 +30,7 @@ from probe.train.callbacks import Callback
 MODES = ("argmax", "sample")
 
 
-def linear(max_prob: float, steps: int) -> Callable[[int], float]:
+def linear(max_prob: int | float, steps: int) -> Callable[[int], float]:
     """p rises linearly from 0 at step 0 to `max_prob` at `steps` and stays there."""
     _check_prob("max_prob", max_prob)
     if not isinstance(steps, int) or steps < 1:
@@ -38,7 +38,7 @@ def linear(max_prob: float, steps: int) -> Callable[[int], float]:
     return lambda step: max_prob * min(1.0, step / steps)
 
 
-def inverse_sigmoid(k: float) -> Callable[[int], float]:
+def inverse_sigmoid(k: int | float) -> Callable[[int], float]:
     """Bengio et al. 2015's inverse sigmoid decay of the teacher-forcing probability, eps_i = k / (k + exp(i / k)),
     as the probability of a model token: p = 1 - eps_i. It crosses 1/2 at step k ln k."""
     if not isinstance(k, (int, float)) or not k >= 1:
@@ -46,7 +46,7 @@ def inverse_sigmoid(k: float) -> Callable[[int], float]:
     return lambda step: 1.0 - k / (k + math.exp(min(step / k, 700.0)))
 
 
-def midpoint_k(step: float) -> float:
+def midpoint_k(step: int | float) -> float:
     """The k of `inverse_sigmoid` whose probability crosses 1/2 at `step` (solves k ln k = step)."""
     if not step > 1:
         raise ValueError(f"step={step!r} must be > 1")
