@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -19,6 +20,22 @@ from probe.ops.calibration import expected_calibration_error
 from probe.train.batches import DictDataset
 
 EVAL_SENTENCES = 400
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """The model and budget the language-model studies share; each study's config extends it."""
+
+    n_ctx: int = 32
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    steps: int = 800
+    batch_size: int = 32
+    lr: float = 1e-3  # with _kit.recipe: AdamW, warmup over 10% of the steps, cosine decay
+    n_sentences: int = 2000  # training text; the held-out text is EVAL_SENTENCES of another seed
+    seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2
 
 
 @functools.lru_cache(maxsize=2)
@@ -55,8 +72,10 @@ def unigram_loss(train: DictDataset, held_out: torch.Tensor, vocab: int) -> floa
     return float(-logp[held_out[:, 1:].flatten()].mean())
 
 
-def lm_config(vocab: int, n_ctx: int, **fields) -> TransformerConfig:
-    return TransformerConfig(arch="decoder", d_vocab=vocab, n_ctx=n_ctx, **fields)
+def lm_model(cfg: LMConfig, vocab: int, seed: int, **fields) -> Transformer:
+    """A decoder of `cfg`'s size over `vocab` characters; `fields` set any other TransformerConfig field."""
+    return Transformer(TransformerConfig(arch="decoder", d_vocab=vocab, n_ctx=cfg.n_ctx, d_model=cfg.d_model,
+                                         n_layers=cfg.n_layers, n_heads=cfg.n_heads, seed=seed, **fields))
 
 
 @torch.no_grad()

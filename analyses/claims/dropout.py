@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analyses.claims._charlm import char_lm, evaluate, lm_config
-from probe import TrainConfig, Trainer, Transformer
+from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model
+from analyses.claims._kit import recipe, save, seed_bars
+from probe import Trainer, Transformer
 from probe.study import Claim, Outcome, Study, grid, judge, main, paired
 
 SOURCE = "003 #19; Srivastava et al. 2014"
@@ -43,19 +44,10 @@ CLAIMS = (
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(LMConfig):
     ps: tuple[float, ...] = (0.0, 0.1, 0.3)
-    n_ctx: int = 32
     n_train_windows: int = 96  # a small training set: about 3k characters
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    steps: int = 800
-    batch_size: int = 32
-    lr: float = 1e-3  # AdamW, linear warmup over 10% of the steps, cosine decay; the same for every p
-    n_sentences: int = 2000
-    seeds: tuple[int, ...] = (0, 1, 2)
-    workers: int = 2
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # five: the effects under test are small next to seed noise
 
 
 def repeat_difference(model: Transformer, tokens: torch.Tensor, training: bool) -> float:
@@ -71,10 +63,8 @@ def repeat_difference(model: Transformer, tokens: torch.Tensor, training: bool) 
 def run_one(p: float, seed: int, cfg: Config) -> dict:
     cpu = time.process_time()
     train, held_out, vocab = char_lm(cfg.n_ctx, cfg.n_train_windows, cfg.n_sentences)
-    model = Transformer(lm_config(vocab, cfg.n_ctx, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                                  dropout=p, seed=seed))
-    tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, schedule="cosine",
-                     warmup_steps=cfg.steps // 10, seed=seed, log_every=cfg.steps, progress=False)
+    model = lm_model(cfg, vocab, seed, dropout=p)
+    tc = recipe(cfg, seed)
     Trainer(model, train, None, tc).fit()
     fit, test = evaluate(model, train.tensors["tokens"]), evaluate(model, held_out)
     probe_batch = held_out[:16]
@@ -112,19 +102,11 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(5, 3.4))
     x = np.arange(len(ps))
     for j, (metric, label) in enumerate([("train_nll", "training"), ("test_nll", "held-out")]):
-        means = [t[t["p"] == p][metric].mean() for p in ps]
-        ax.bar(x + (j - 0.5) * 0.38, means, 0.38, label=label)
-        for k, p in enumerate(ps):
-            ys = t[t["p"] == p][metric]
-            ax.scatter(np.full(len(ys), x[k] + (j - 0.5) * 0.38), ys, color="k", s=8, zorder=3)
+        seed_bars(ax, x + (j - 0.5) * 0.38, [t[t["p"] == p][metric] for p in ps], 0.38, label=label)
     ax.set(xticks=x, xticklabels=[f"p={p:g}" for p in ps], ylabel="loss (nats, eval mode)",
            title="Small-data language model: training vs held-out loss")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "dropout.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return save(fig, out / "dropout.png")
 
 
 STUDY = Study(

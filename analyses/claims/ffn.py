@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe import TrainConfig, Trainer, Transformer, TransformerConfig
+from analyses.claims._kit import recipe, save, seed_bars
+from probe import Trainer, Transformer, TransformerConfig
 from probe.study import Claim, Outcome, Study, grid, judge, main
 from probe.train.batches import DictDataset
 
@@ -53,7 +54,7 @@ class Config:
     n_heads: int = 4
     steps: int = 1000
     batch_size: int = 128
-    lrs: tuple[float, ...] = (1e-3, 3e-3)  # AdamW, linear warmup over 10% of the steps, cosine decay
+    lrs: tuple[float, ...] = (1e-3, 3e-3)  # _kit.recipe (AdamW, warmup, cosine decay) at each
     seeds: tuple[int, ...] = (0, 1, 2)
     workers: int = 2
 
@@ -93,8 +94,7 @@ def run_one(variant: str, lr: float, seed: int, cfg: Config) -> dict:
     cpu = time.process_time()
     data = facts(cfg.n_keys, cfg.n_relations, cfg.n_values)
     model = Transformer(model_config(cfg, variant, seed))
-    tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=lr, schedule="cosine",
-                     warmup_steps=cfg.steps // 10, seed=seed, log_every=cfg.steps, progress=False)
+    tc = recipe(cfg, seed, lr=lr)
     trainer = Trainer(model, data, None, tc)
     trainer.fit()
     model.eval()
@@ -153,10 +153,9 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
 
     t = outcome.table.assign(row=outcome.table.index)
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    for k, variant in enumerate(VARIANTS):
-        g = best(t, variant)
-        ax.bar(k, g["accuracy"].mean(), color=f"C{k}")
-        ax.scatter(np.full(len(g), k), g["accuracy"], color="k", s=8, zorder=3)
+    runs = [best(t, variant) for variant in VARIANTS]
+    seed_bars(ax, range(len(VARIANTS)), [g["accuracy"] for g in runs], color=[f"C{k}" for k in range(len(VARIANTS))])
+    for k, (variant, g) in enumerate(zip(VARIANTS, runs)):
         if variant.startswith("ffn"):
             ax.scatter(np.full(len(g), k), g["ablated_accuracy"], marker="x", color="r", zorder=3,
                        label="FFN output zeroed" if variant == "ffn_gelu" else None)
@@ -164,11 +163,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
     ax.set(xticks=range(len(VARIANTS)), xticklabels=VARIANTS, ylabel="accuracy on the facts", ylim=(0, 1.05),
            title="A table of facts: attention-only vs FFN (each at its best lr)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "ffn.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return save(fig, out / "ffn.png")
 
 
 STUDY = Study(

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analyses.claims._charlm import char_lm, evaluate, lm_config
-from probe import TrainConfig, Trainer, Transformer
+from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model
+from analyses.claims._kit import recipe, save
+from probe import Trainer
 from probe.ops.calibration import reliability
 from probe.study import Claim, Outcome, Study, grid, judge, main, paired
 
@@ -39,30 +40,18 @@ CLAIMS = tuple(
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(LMConfig):
     smoothing: float = 0.1
-    n_ctx: int = 32
     small_windows: int = 96  # the small-data regime's training set; the full regime uses every window
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    steps: int = 800
-    batch_size: int = 32
-    lr: float = 1e-3  # AdamW, linear warmup over 10% of the steps, cosine decay; the same for every variant
-    n_sentences: int = 2000
-    seeds: tuple[int, ...] = (0, 1, 2)
-    workers: int = 2
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # five: the effects under test are small next to seed noise
 
 
 def run_one(regime: str, smoothing: float, seed: int, cfg: Config) -> dict:
     cpu = time.process_time()
     train, held_out, vocab = char_lm(cfg.n_ctx, cfg.small_windows if regime == "small_data" else None,
                                      cfg.n_sentences)
-    model = Transformer(lm_config(vocab, cfg.n_ctx, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                                  seed=seed))
-    tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, schedule="cosine",
-                     warmup_steps=cfg.steps // 10, label_smoothing=smoothing, seed=seed, log_every=cfg.steps,
-                     progress=False)
+    model = lm_model(cfg, vocab, seed)
+    tc = recipe(cfg, seed, label_smoothing=smoothing)
     Trainer(model, train, None, tc).fit()
     model.eval()
     with torch.no_grad():
@@ -117,11 +106,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
         ax.legend(fontsize=8)
     axes[0].set_ylabel("accuracy")
     fig.suptitle("Reliability on held-out text (pooled over seeds)")
-    fig.tight_layout()
-    path = out / "reliability.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return save(fig, out / "reliability.png")
 
 
 STUDY = Study(

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analyses.claims._charlm import char_lm, evaluate, lm_config
-from probe import TrainConfig, Trainer, Transformer
+from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model
+from analyses.claims._kit import recipe, save
+from probe import Trainer
 from probe.study import Claim, Outcome, Study, grid, judge, main, paired
 
 SOURCE = "000 optimizer table and §4"
@@ -48,19 +49,11 @@ LARGE_BATCH = ("adamw", "lamb")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(LMConfig):
     lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
-    n_ctx: int = 32
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
     steps: int = 400  # at the small batch; the large batch runs steps / batch_factor
-    batch_size: int = 32
     batch_factor: int = 8
     weight_decay: float = 0.01  # AdamW and LAMB, the table's value
-    n_sentences: int = 2000
-    seeds: tuple[int, ...] = (0, 1, 2)
-    workers: int = 2
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
@@ -75,12 +68,11 @@ def run_one(optimizer: str, batch: str, lr: float, seed: int, cfg: Config) -> di
     half = len(held_out) // 2
     factor = cfg.batch_factor if batch == "large" else 1
     steps = cfg.steps // factor
-    model = Transformer(lm_config(vocab, cfg.n_ctx, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                                  seed=seed))
+    model = lm_model(cfg, vocab, seed)
     decay = cfg.weight_decay if optimizer in ("adamw", "lamb") else 0.0
-    tc = TrainConfig(steps=steps, batch_size=cfg.batch_size * factor, lr=lr, optimizer=optimizer, betas=(0.9, 0.98),
-                     eps=1e-9, weight_decay=decay, schedule="inverse_sqrt", warmup_steps=max(1, steps // 4),
-                     seed=seed, log_every=steps, progress=False)
+    tc = recipe(cfg, seed, steps=steps, batch_size=cfg.batch_size * factor, lr=lr, optimizer=optimizer,
+                betas=(0.9, 0.98), eps=1e-9, weight_decay=decay, schedule="inverse_sqrt",
+                warmup_steps=max(1, steps // 4))
     trainer = Trainer(model, train, None, tc)
     trainer.fit()
     val, test = evaluate(model, held_out[:half]), evaluate(model, held_out[half:])
@@ -148,11 +140,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
     axes[1].axhline(float(t["param_bytes"].mean()) / 1024, color="gray", ls=":", label="parameters")
     axes[1].set(xticks=range(len(OPTIMIZERS)), xticklabels=OPTIMIZERS, ylabel="KiB", title="Optimizer state")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "optimizers.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return save(fig, out / "optimizers.png")
 
 
 STUDY = Study(

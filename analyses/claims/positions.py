@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe import TrainConfig, Trainer, Transformer, TransformerConfig
+from analyses.claims._kit import recipe, save, seed_bars
+from probe import Trainer, Transformer, TransformerConfig
 from probe.study import Claim, Outcome, Study, column, grid, judge, main, paired
 from probe.train.batches import DictDataset
 
@@ -64,7 +65,7 @@ class Config:
     n_heads: int = 4
     steps: int = 600
     batch_size: int = 64
-    lr: float = 3e-3  # Adam(W), linear warmup for 10% of the steps, cosine decay; the same for every variant
+    lr: float = 3e-3  # _kit.recipe (AdamW, warmup, cosine decay); the same for every variant
     n_train: int = 20_000
     n_eval: int = 512
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -131,8 +132,7 @@ def run_one(arch: str, position: str, seed: int, cfg: Config) -> dict:
     cpu = time.process_time()
     train, short, long = _data(cfg)
     model = Transformer(model_config(cfg, arch, position, seed))
-    tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, schedule="cosine",
-                     warmup_steps=cfg.steps // 10, seed=seed, log_every=cfg.steps, progress=False)
+    tc = recipe(cfg, seed)
     trainer = Trainer(model, train, None, tc)
     trainer.fit()
     model.eval()
@@ -179,33 +179,21 @@ def verdicts(table: pd.DataFrame) -> list:
     return out
 
 
-def select_mean(table: pd.DataFrame, metric: str, arch: str, position: str) -> float:
-    return float(table[(table.arch == arch) & (table.position == position)][metric].mean())
-
-
 def figures(outcome: Outcome, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     t = outcome.table
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-    width = 0.38
+    width, x = 0.38, np.arange(len(POSITIONS))
     for ax, arch in zip(axes, ARCHS):
-        x = np.arange(len(POSITIONS))
         for j, (metric, label) in enumerate([("accuracy", "trained length"), ("accuracy_beyond", "beyond it")]):
-            means = [select_mean(t, metric, arch, p) for p in POSITIONS]
-            ax.bar(x + (j - 0.5) * width, means, width, label=label)
-            for k, p in enumerate(POSITIONS):
-                ys = t[(t.arch == arch) & (t.position == p)][metric]
-                ax.scatter(np.full(len(ys), x[k] + (j - 0.5) * width), ys, color="k", s=8, zorder=3)
+            samples = [t[(t.arch == arch) & (t.position == p)][metric] for p in POSITIONS]
+            seed_bars(ax, x + (j - 0.5) * width, samples, width, label=label)
         ax.set(xticks=x, xticklabels=POSITIONS, title=f"{arch}", ylim=(0, 1.05))
     axes[0].set_ylabel("accuracy (token at offset)")
     axes[0].legend(fontsize=8)
     fig.suptitle("Order task: accuracy by position scheme (bars: mean over seeds, dots: seeds)")
-    fig.tight_layout()
-    path = out / "accuracy.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return save(fig, out / "accuracy.png")
 
 
 STUDY = Study(

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analyses.claims._charlm import char_lm, evaluate, lm_config, unigram_loss
-from probe import TrainConfig, Trainer, Transformer
+from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model, unigram_loss
+from analyses.claims._kit import recipe, save
+from probe import Trainer
 from probe.study import Claim, Outcome, Study, grid, judge, main
 from probe.train.trainer import NonFiniteLossError
 
@@ -44,18 +45,12 @@ NORMS = ("pre", "post")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(LMConfig):
     lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-    n_ctx: int = 32
     d_model: int = 32
     n_layers: int = 4
-    n_heads: int = 4
     steps: int = 400
-    batch_size: int = 32
     beta2: float = 0.98
-    n_sentences: int = 2000
-    seeds: tuple[int, ...] = (0, 1, 2)
-    workers: int = 2
 
 
 def warmup_steps(cfg: Config) -> int:
@@ -66,11 +61,9 @@ def warmup_steps(cfg: Config) -> int:
 def run_one(norm: str, warmup: bool, lr: float, seed: int, cfg: Config) -> dict:
     cpu = time.process_time()
     train, held_out, vocab = char_lm(cfg.n_ctx, n_sentences=cfg.n_sentences)
-    model = Transformer(lm_config(vocab, cfg.n_ctx, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                                  norm_placement=norm, seed=seed))
-    tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=lr, optimizer="adam", betas=(0.9, cfg.beta2),
-                     eps=1e-9, schedule="linear", warmup_steps=warmup_steps(cfg) if warmup else 0, grad_clip=None,
-                     seed=seed, log_every=cfg.steps, progress=False)
+    model = lm_model(cfg, vocab, seed, norm_placement=norm)
+    tc = recipe(cfg, seed, lr=lr, optimizer="adam", betas=(0.9, cfg.beta2), eps=1e-9, schedule="linear",
+                warmup_steps=warmup_steps(cfg) if warmup else 0, grad_clip=None)
     try:
         Trainer(model, train, None, tc).fit()
         nll, finite = evaluate(model, held_out)["nll"], True
@@ -144,11 +137,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
         ax.set(xscale="log", xlabel="peak learning rate", title=f"{norm.capitalize()}-LN")
     axes[0].set_ylabel("held-out loss (nats; diverged drawn at the top)")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "warmup.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return save(fig, out / "warmup.png")
 
 
 STUDY = Study(
