@@ -26,7 +26,7 @@ import torch
 from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model
 from analyses.claims._kit import recipe, save, seed_bars
 from probe import Trainer, Transformer
-from probe.study import Claim, Outcome, Study, grid, judge, main, paired
+from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main, paired
 
 SOURCE = "003 #19; Srivastava et al. 2014"
 CLAIMS = (
@@ -80,7 +80,7 @@ def experiment(cfg: Config) -> Outcome:
     return Outcome(table, {"CPU seconds, all runs": float(table["cpu_s"].sum())})
 
 
-def verdicts(table: pd.DataFrame) -> list:
+def verdicts(table: pd.DataFrame) -> list[Verdict]:
     c = {claim.id: claim for claim in CLAIMS}
     out = [judge(c["narrows_gap_01"], *paired(table, "gap", {"p": 0.0}, {"p": 0.1})),
            judge(c["narrows_gap_03"], *paired(table, "gap", {"p": 0.0}, {"p": 0.3})),

@@ -25,7 +25,7 @@ import torch
 from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model
 from analyses.claims._kit import recipe, save, seed_bars
 from probe import Trainer, Transformer
-from probe.study import Claim, Outcome, Study, column, grid, judge, main, paired
+from probe.study import Claim, Outcome, Study, Verdict, column, grid, judge, main, paired
 
 SOURCE = "003 #8; Vaswani et al. 2017 §3.4-3.5"
 CLAIMS = (
@@ -94,7 +94,7 @@ def experiment(cfg: Config) -> Outcome:
     return Outcome(table, {"CPU seconds, all runs": float(table["cpu_s"].sum())})
 
 
-def verdicts(table: pd.DataFrame) -> list:
+def verdicts(table: pd.DataFrame) -> list[Verdict]:
     c = {claim.id: claim for claim in CLAIMS}
     init = table[table["stage"] == "init"]
     trained = table[table["stage"] == "trained"]

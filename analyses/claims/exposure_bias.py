@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from analyses.claims._kit import recipe, save
 from probe import Trainer, Transformer, TransformerConfig
 from probe.data.synthetic import PAD, seq2seq, task_model_fields
-from probe.study import Claim, Outcome, Study, grid, judge, main
+from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main
 from probe.train.scheduled_sampling import ScheduledSampling, inverse_sigmoid, midpoint_k
 
 SOURCE = "001 §5.4"
@@ -137,7 +137,7 @@ def _pair(runs: pd.DataFrame, metric: str, a: str, b: str) -> tuple[np.ndarray, 
     return ra.loc[seeds, metric].to_numpy(float) - rb.loc[seeds, metric].to_numpy(float), rows
 
 
-def verdicts(table: pd.DataFrame) -> list:
+def verdicts(table: pd.DataFrame) -> list[Verdict]:
     c = {claim.id: claim for claim in CLAIMS}
     runs = per_run(table)
     forced = runs[runs["method"] == "teacher_forcing"].sort_values("seed")

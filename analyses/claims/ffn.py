@@ -27,7 +27,7 @@ import torch
 
 from analyses.claims._kit import recipe, save, seed_bars
 from probe import Trainer, Transformer, TransformerConfig
-from probe.study import Claim, Outcome, Study, grid, judge, main
+from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main
 from probe.train.batches import DictDataset
 
 SOURCE = "001 §16; 003 #14"
@@ -138,7 +138,7 @@ def diff(a: pd.DataFrame, b: pd.DataFrame, metric_a: str, metric_b: str | None =
     return values, [int(r) for r in list(a.loc[seeds, "row"]) + list(b.loc[seeds, "row"])]
 
 
-def verdicts(table: pd.DataFrame) -> list:
+def verdicts(table: pd.DataFrame) -> list[Verdict]:
     c = {claim.id: claim for claim in CLAIMS}
     t = table.assign(row=table.index)
     gelu, relu = best(t, "ffn_gelu"), best(t, "ffn_relu")

@@ -26,7 +26,7 @@ from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model
 from analyses.claims._kit import recipe, save
 from probe import Trainer
 from probe.ops.calibration import reliability
-from probe.study import Claim, Outcome, Study, grid, judge, main, paired
+from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main, paired
 
 SOURCE = "001 §17.3; Vaswani et al. 2017 §5.4; Müller et al. 2019"
 REGIMES = ("small_data", "full_data")
@@ -72,7 +72,7 @@ def experiment(cfg: Config) -> Outcome:
                    {"bins": table[["regime", "smoothing", "seed", "ece", *bins]]})
 
 
-def verdicts(table: pd.DataFrame) -> list:
+def verdicts(table: pd.DataFrame) -> list[Verdict]:
     c = {claim.id: claim for claim in CLAIMS}
     eps = float(table["smoothing"].max())
     if eps <= 0:

@@ -29,7 +29,7 @@ import torch
 from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model
 from analyses.claims._kit import recipe, save
 from probe import Trainer
-from probe.study import Claim, Outcome, Study, grid, judge, main, paired
+from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main, paired
 
 SOURCE = "000 optimizer table and §4"
 CLAIMS = (
@@ -108,7 +108,7 @@ def diff(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[np.ndarray, lis
     return values, [int(r) for r in list(a.loc[seeds, "row"]) + list(b.loc[seeds, "row"])]
 
 
-def verdicts(table: pd.DataFrame) -> list:
+def verdicts(table: pd.DataFrame) -> list[Verdict]:
     c = {claim.id: claim for claim in CLAIMS}
     t = table.assign(row=table.index)
     lr = float(t["lr"].min())  # state size does not depend on the rate: compare at one

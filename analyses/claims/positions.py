@@ -25,7 +25,7 @@ import torch
 
 from analyses.claims._kit import recipe, save, seed_bars
 from probe import Trainer, Transformer, TransformerConfig
-from probe.study import Claim, Outcome, Study, column, grid, judge, main, paired
+from probe.study import Claim, Outcome, Study, Verdict, column, grid, judge, main, paired
 from probe.train.batches import DictDataset
 
 SOURCE = "000 1.1.2; 001 §8.2; 003 #9-10"
@@ -164,7 +164,7 @@ def experiment(cfg: Config) -> Outcome:
     return Outcome(table, summary)
 
 
-def verdicts(table: pd.DataFrame) -> list:
+def verdicts(table: pd.DataFrame) -> list[Verdict]:
     c = {claim.id: claim for claim in CLAIMS}
     out = []
     values, rows = column(table, "permutation_error", arch="encoder", position="none")

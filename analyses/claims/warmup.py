@@ -29,7 +29,7 @@ import pandas as pd
 from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model, unigram_loss
 from analyses.claims._kit import recipe, save
 from probe import Trainer
-from probe.study import Claim, Outcome, Study, grid, judge, main
+from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main
 from probe.train.trainer import NonFiniteLossError
 
 SOURCE = "003 #19; 000 optimizer table; Xiong et al. 2020"
@@ -103,7 +103,7 @@ def max_lr(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def verdicts(table: pd.DataFrame) -> list:
+def verdicts(table: pd.DataFrame) -> list[Verdict]:
     c = {claim.id: claim for claim in CLAIMS}
     m = max_lr(table)
     gain, rows = {}, {}
