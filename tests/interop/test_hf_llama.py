@@ -13,6 +13,8 @@ CONFIGS = {
     "attn_only": {"attn_only": True},
     "tied_gelu_new_wide_heads": {"tie_embed": True, "act_fn": "gelu_new", "d_head": 10},
     "unscaled_silu_base500": {"use_attn_scale": False, "scale_embed": True, "act_fn": "silu", "rotary_base": 500.0},
+    "swiglu_one_kv_head": {"gated_mlp": True, "act_fn": "silu", "n_key_value_heads": 1},
+    "gated_gelu_new_tied_final_rms": {"gated_mlp": True, "act_fn": "gelu_new", "tie_embed": True, "final_rms": True},
 }
 
 
@@ -26,8 +28,9 @@ def test_export_keeps_logits(name):
         assert (hf(x).logits - model(x)).abs().max() < TOL
 
 
-def test_greedy_generation_agrees():
-    model = random_model(**LLAMA)
+@pytest.mark.parametrize("kw", [{}, {"gated_mlp": True, "act_fn": "silu", "n_key_value_heads": 1}])
+def test_greedy_generation_agrees(kw):
+    model = random_model(**LLAMA, **kw)
     x = tokens(model)[:, :5]
     hf = to_hf_llama(model)
     with torch.no_grad():
