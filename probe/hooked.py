@@ -88,32 +88,25 @@ def expand_kv_heads(W: Tensor, n_heads: int) -> Tensor:
     return W if W.shape[-3] == n_heads else W.repeat_interleave(n_heads // W.shape[-3], dim=-3)
 
 
-def qk_circuit(W_Q: Tensor, W_K: Tensor) -> FactoredMatrix:
-    """W_Q W_K^T per head: [..., head, d_model, d_model] (for linear attention, the bilinear form before phi)."""
-    return FactoredMatrix(W_Q, expand_kv_heads(W_K, W_Q.shape[-3]).transpose(-2, -1))
-
-
-def ov_circuit(W_V: Tensor, W_O: Tensor) -> FactoredMatrix:
-    """W_V W_O per head: [..., head, d_model, d_model]."""
-    return FactoredMatrix(expand_kv_heads(W_V, W_O.shape[-3]), W_O)
-
-
 class AttentionWeights:
-    """`OV` and `QK` of one attention layer (TransformerLens' `model.blocks[L].attn.OV / .QK`), for any module with
-    W_Q, W_K, W_V [head(kv), d_model, d_head] and W_O [head, d_head, d_model]."""
+    """The circuits `OV` and `QK` as TransformerLens' `FactoredMatrix`, for anything with W_Q, W_K, W_V
+    [..., head (kv_head for K, V), d_model, d_head] and W_O [..., head, d_head, d_model]: one attention layer
+    (`model.blocks[L].attn.OV`, softmax or linear attention, self or cross) or a model's stacked weights
+    (`model.OV`, [layer, ...])."""
 
     @property
     def OV(self) -> FactoredMatrix:
-        """Per-head OV circuit W_V W_O: [n_heads, d_model, d_model]."""
-        return ov_circuit(self.W_V, self.W_O)
+        """Per-head OV circuit W_V W_O: [..., n_heads, d_model, d_model]."""
+        return FactoredMatrix(expand_kv_heads(self.W_V, self.W_O.shape[-3]), self.W_O)
 
     @property
     def QK(self) -> FactoredMatrix:
-        """Per-head QK circuit W_Q W_K^T: [n_heads, d_model, d_model]."""
-        return qk_circuit(self.W_Q, self.W_K)
+        """Per-head QK circuit W_Q W_K^T: [..., n_heads, d_model, d_model] (for linear attention, the bilinear
+        form q.k before the feature map)."""
+        return FactoredMatrix(self.W_Q, expand_kv_heads(self.W_K, self.W_Q.shape[-3]).transpose(-2, -1))
 
 
-class HookedModel(HookedRootModule):
+class HookedModel(AttentionWeights, HookedRootModule):
     """Base class of probe's models: `super().__init__(cfg)`, build the modules (initial weights from
     `init_generator(self.cfg)`), then `self.setup()`. Subclasses name their `config_class`."""
 
@@ -196,16 +189,6 @@ class HookedModel(HookedRootModule):
 
     W_gate = property(lambda self: self._stack("mlp", "W_gate"), doc="[layer, d_model, d_mlp] (gated_mlp only)")
     b_gate = property(lambda self: self._stack("mlp", "b_gate"))
-
-    @property
-    def OV(self) -> FactoredMatrix:
-        """Per-layer, per-head OV circuit W_V W_O: [n_layers, n_heads, d_model, d_model]."""
-        return ov_circuit(self.W_V, self.W_O)
-
-    @property
-    def QK(self) -> FactoredMatrix:
-        """Per-layer, per-head QK circuit W_Q W_K^T: [n_layers, n_heads, d_model, d_model]."""
-        return qk_circuit(self.W_Q, self.W_K)
 
     # ---- what TransformerLens' ActivationCache helpers call on a model with `blocks` and `W_U` ------------------
     def accumulated_bias(self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True) -> torch.Tensor:

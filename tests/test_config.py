@@ -107,5 +107,6 @@ def test_default_prepend_bos_prepends_bos_in_to_tokens():
 def test_n_params_counts_gated_and_grouped_weights():
     cfg = TransformerConfig(d_model=24, n_heads=4, n_key_value_heads=2, gated_mlp=True, d_mlp=40, n_layers=2)
     model = Transformer(cfg)
+    assert model.W_gate.shape == (2, 24, 40) and model.W_K.shape == (2, 2, 24, 6) and model.W_Q.shape == (2, 4, 24, 6)
     weights = [p for n, p in model.named_parameters() if n.startswith("blocks.") and ".W_" in n]
     assert cfg.n_params == sum(p.numel() for p in weights)

@@ -58,6 +58,8 @@ def test_bridge_boots_with_our_logits_and_patterns(booted):
         _, our_cache = model.run_with_cache(x)
     for name in ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z", "hook_resid_post"):
         assert cache[f"blocks.0.{name}"].shape == our_cache[f"blocks.0.{name}"].shape, name
+    kv_heads = model.cfg.n_key_value_heads or model.cfg.n_heads
+    assert cache["blocks.0.attn.hook_k"].shape[2] == our_cache["blocks.0.attn.hook_v"].shape[2] == kv_heads
     assert bridge.to_tokens("t5 t6", prepend_bos=False).tolist() == [[5, 6]]
 
 

@@ -24,6 +24,9 @@ def test_export_keeps_logits(name):
     x = tokens(model)
     hf = to_hf_llama(model)
     assert isinstance(hf, transformers.LlamaForCausalLM) and not hf.training
+    assert hf.config.num_key_value_heads == (model.cfg.n_key_value_heads or model.cfg.n_heads)
+    up = hf.model.layers[0].mlp.up_proj.weight
+    assert bool(up.any()) == model.cfg.gated_mlp  # a plain MLP exports as up x = 1 exactly
     with torch.no_grad():
         assert (hf(x).logits - model(x)).abs().max() < TOL
 

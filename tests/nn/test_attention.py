@@ -62,6 +62,7 @@ def test_fused_and_explicit_paths_agree(causal, pos, padded):
 def test_grouped_query_paths_agree(causal, pos, padded, cross):
     """n_key_value_heads=2 of 6 query heads: fused SDPA (enable_gqa) and the explicit path, fp64, T=63."""
     attn = make(causal=causal, cross=cross, d_model=36, n_heads=6, n_key_value_heads=2, positional_embedding_type=pos)
+    assert attn.W_K.shape == attn.W_V.shape == (2, 36, 6)  # two key/value heads, each serving three query heads
     x = torch.randn(2, 63, 36, dtype=torch.float64)
     kwargs = {"kv": torch.randn(2, 41, 36, dtype=torch.float64)} if cross else {}
     n_k = 41 if cross else 63
