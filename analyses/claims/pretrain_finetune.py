@@ -44,8 +44,13 @@ CLAIMS = (
           "scratch (the condition under which the small-data claim is tested further).", SOURCE,
           "test accuracy (pretrained, all at once) minus (scratch), largest labelled set", ">", 0.0),
     Claim("gradual_forgets_less", "Gradual unfreezing forgets less of the pretrained language model than fine-tuning "
-          "every layer at once.", SOURCE + " sec. 3.3",
-          "LM-loss increase (all at once) minus (gradual), smallest labelled set [nats]", ">", 0.0),
+          "every layer at once, at the same learning rate.", SOURCE + " sec. 3.3",
+          "LM-loss increase (all at once) minus (gradual) at equal rates, mean over the rate grid, smallest "
+          "labelled set [nats]", ">", 0.0),
+    Claim("gradual_forgets_less_tuned", "Gradual unfreezing forgets less than fine-tuning every layer at once when "
+          "each picks its learning rate on the dev set (the practical comparison).", SOURCE + " sec. 3.3",
+          "LM-loss increase (all at once) minus (gradual) at the dev-chosen rates, smallest labelled set [nats]",
+          ">", 0.0),
     Claim("all_at_once_suffices", "Transformers usually skip gradual unfreezing: fine-tuning all layers at once "
           "loses nothing in accuracy (gradual unfreezing gains under 2 points).", "002",
           "test accuracy (gradual) minus (all at once), smallest labelled set", "<", 0.02),
@@ -184,10 +189,14 @@ def verdicts(table: pd.DataFrame) -> list:
         return values, [int(i) for i in table.index[used]]
 
     pre, scratch, grad = ("pretrained", "all"), ("scratch", "all"), ("pretrained", "gradual")
+    at_small = table[(table["init"] == "pretrained") & (table["n_train"] == small)]
+    per_rate = at_small.pivot_table(index=["seed", "lr"], columns="unfreeze", values="forgetting")
+    matched = (per_rate["all"] - per_rate["gradual"]).groupby(level="seed").mean()
     c = {claim.id: claim for claim in CLAIMS}
     return [judge(c["pretraining_wins_small"], *diff("test_acc", pre, scratch, small)),
             judge(c["pretraining_wins_large"], *diff("test_acc", pre, scratch, large)),
-            judge(c["gradual_forgets_less"], *diff("forgetting", pre, grad, small)),
+            judge(c["gradual_forgets_less"], matched.to_numpy(), [int(i) for i in at_small.index]),
+            judge(c["gradual_forgets_less_tuned"], *diff("forgetting", pre, grad, small)),
             judge(c["all_at_once_suffices"], *diff("test_acc", grad, pre, small))]
 
 

@@ -14,15 +14,17 @@ from probe.study import run
 SMALL, LARGE = 64, 1024
 
 
-def table(acc: dict, forgetting: dict) -> pd.DataFrame:
+def table(acc: dict, forgetting: dict, decoy_forgetting: dict | None = None) -> pd.DataFrame:
     """acc[(init, unfreeze, n_train)] and forgetting[unfreeze]: per-seed values at the rate the dev set prefers;
-    every run also has a decoy rate with a worse dev accuracy but a perfect test accuracy and no forgetting."""
+    every run also has a decoy rate with a worse dev accuracy but a perfect test accuracy, and forgetting
+    `decoy_forgetting[unfreeze]` (default: the same as at the chosen rate)."""
     rows = []
     for (init, unfreeze, n), values in acc.items():
         for seed, value in enumerate(values):
             f = forgetting[unfreeze][seed] if init == "pretrained" else math.nan
+            decoy = decoy_forgetting[unfreeze][seed] if decoy_forgetting and init == "pretrained" else f
             rows.append(dict(init=init, unfreeze=unfreeze, n_train=n, seed=seed, lr=3e-3, dev_acc=0.5,
-                             test_acc=1.0, forgetting=0.0 if init == "pretrained" else math.nan))
+                             test_acc=1.0, forgetting=decoy))
             rows.append(dict(init=init, unfreeze=unfreeze, n_train=n, seed=seed, lr=1e-3, dev_acc=0.8,
                              test_acc=value, forgetting=f))
     return pd.DataFrame(rows)
@@ -48,8 +50,19 @@ CASES = {
 def test_every_claim_flips_with_the_table(outcome):
     verdicts = study.verdicts(table(*CASES[outcome]))
     assert [v.claim.id for v in verdicts] == [c.id for c in study.CLAIMS]
-    assert [v.outcome for v in verdicts] == [outcome] * 4
+    assert [v.outcome for v in verdicts] == [outcome] * 5
     assert all(v.n == 3 for v in verdicts)
+
+
+def test_forgetting_at_matched_rates_can_disagree_with_forgetting_at_chosen_rates():
+    acc, forgetting = CASES["supported"]
+    # at the chosen rate all-at-once forgets more; at the decoy rate it forgets far less than gradual
+    t = table(acc, forgetting, decoy_forgetting={"all": [.1, .1, .1], "gradual": [1.0, 1.1, 1.0]})
+    by_id = {v.claim.id: v for v in study.verdicts(t)}
+    assert by_id["gradual_forgets_less_tuned"].outcome == "supported"
+    assert by_id["gradual_forgets_less"].outcome == "refuted"
+    expected = ((.50 - .10 + .1 - 1.0) + (.60 - .12 + .1 - 1.1) + (.55 - .11 + .1 - 1.0)) / 6
+    assert by_id["gradual_forgets_less"].estimate == pytest.approx(expected)
 
 
 def test_the_learning_rate_is_chosen_on_the_dev_set_not_the_test_set():
