@@ -25,11 +25,11 @@ import torch
 from torch import Tensor
 
 from analyses.claims import _text
-from probe.data.mlm import mask_tokens, mlm_dataset
+from probe.data.mlm import mask_tokens, mlm_examples
 from probe.data.text import SPECIALS, encode, generate_corpus, lm_dataset
 from probe.models.transformer import Transformer, TransformerConfig
 from probe.study import Claim, Outcome, Study, column, grid, judge, main, paired
-from probe.train import TrainConfig, Trainer
+from probe.train import DictDataset, TrainConfig, Trainer
 
 SOURCE = "003 #20; Devlin et al. 2019 sec. 3.1"
 CLAIMS = (
@@ -101,8 +101,8 @@ def masked_accuracy(logits: Tensor, labels: Tensor) -> float:
 def train_and_measure(attention: str, seed: int, cfg: Config) -> dict:
     tok = _text.tokenizer(cfg.vocab_size)
     windows = lm_dataset(_text.corpus_ids(cfg.vocab_size), cfg.n_ctx).tensors["tokens"]
-    data = mlm_dataset(windows, tok.token_to_id(_text.MASK), tok.get_vocab_size(), special_ids(cfg),
-                       copies=cfg.copies, seed=seed)
+    data = DictDataset(**mlm_examples(windows, tok.token_to_id(_text.MASK), tok.get_vocab_size(), special_ids(cfg),
+                                      copies=cfg.copies, seed=seed))
     model = Transformer(model_config(cfg, attention, seed))
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, progress=False,
                      log_every=cfg.steps)

@@ -5,10 +5,10 @@ probability `p` (0.15); of the picked positions 80% become `[MASK]`, 10% a rando
 labels hold the original token at picked positions and -100 (not scored) everywhere else. Special tokens (`[PAD]`,
 `[BOS]`, ...) and padded positions are never picked; random replacements are drawn from the non-special ids.
 
-`mlm_dataset` masks a token table `copies` times with independent draws (BERT duplicated its data 10 times with
-different masks, Devlin et al. 2019 appendix A.2; RoBERTa sec. 4.1 calls this static masking), giving a
-`DictDataset` of {"tokens", "labels"} (plus "attention_mask" when given) that the Trainer feeds to an encoder with
-a token head (`TransformerConfig(arch="encoder", head="token")`).
+`mlm_examples` masks a token table `copies` times with independent draws (BERT duplicated its data 10 times with
+different masks, Devlin et al. 2019 appendix A.2; RoBERTa sec. 4.1 calls this static masking), giving the tensors
+{"tokens", "labels"} (plus "attention_mask" when given) that `probe.train.DictDataset(**examples)` feeds through the
+Trainer to an encoder with a token head (`TransformerConfig(arch="encoder", head="token")`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from collections.abc import Sequence
 import torch
 from jaxtyping import Int, Shaped
 from torch import Tensor
-
-from probe.train.batches import DictDataset
 
 IGNORE = -100
 
@@ -70,7 +68,7 @@ def mask_tokens(
     return inputs, labels
 
 
-def mlm_dataset(
+def mlm_examples(
     tokens: Int[Tensor, "batch pos"],
     mask_id: int,
     vocab_size: int,
@@ -79,7 +77,7 @@ def mlm_dataset(
     p: float = 0.15,
     attention_mask: Shaped[Tensor, "batch pos"] | None = None,
     seed: int = 0,
-) -> DictDataset:
+) -> dict[str, Tensor]:
     """`copies` independently masked copies of `tokens`: {"tokens": inputs, "labels": targets[, "attention_mask"]}."""
     if not isinstance(copies, int) or copies < 1:
         raise ValueError(f"copies={copies!r} must be an integer >= 1")
@@ -89,4 +87,4 @@ def mlm_dataset(
     out = {"tokens": torch.cat([i for i, _ in pairs]), "labels": torch.cat([lab for _, lab in pairs])}
     if attention_mask is not None:
         out["attention_mask"] = attention_mask.repeat(copies, 1)
-    return DictDataset(**out)
+    return out

@@ -4,47 +4,27 @@ tests/apps/test_browser.py): the verdict table and a claim's figure render; no e
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.apps.claims_fixture import build
-from tests.apps.conftest import HOME, one_thread
-from tests.apps.test_browser import ARGS, CHROMIUM, IDLE, free_port, wait_healthy
+from tests.apps.conftest import one_thread
+from tests.apps.test_browser import ARGS, CHROMIUM, IDLE, server  # noqa: F401 (server: the same streamlit fixture)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium at /usr/bin/chromium "
                                 "(apt-get install -y chromium)")
 
 
 @pytest.fixture
-def server(tmp_path):
+def claims_runs(tmp_path):
+    """runs/claims inside the folder `server` serves (tmp_path/runs); requested before `server`, so it exists when
+    the app starts."""
     with one_thread():
-        runs = build(tmp_path / "runs")
-    port, log = free_port(), tmp_path / "streamlit.log"
-    env = {**os.environ, "PROBE_CHECKPOINTS": str(tmp_path / "checkpoints"), "PROBE_RUNS": str(runs),
-           "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", HOME, "--server.headless", "true", "--server.address",
-           "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, log)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+        return build(tmp_path / "runs")
 
 
-def test_browser_claims_page_renders_table_figure_and_report(server, tmp_path):
+def test_browser_claims_page_renders_table_figure_and_report(claims_runs, server, tmp_path):  # noqa: F811
     from playwright.sync_api import sync_playwright
 
     shots = Path(os.environ.get("PROBE_SCREENSHOTS", tmp_path))

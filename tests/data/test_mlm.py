@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from probe.data.mlm import IGNORE, mask_tokens, mlm_dataset
+from probe.data.mlm import IGNORE, mask_tokens, mlm_examples
 
 VOCAB, MASK, SPECIALS = 50, 4, (0, 1, 2, 3)
 
@@ -47,9 +47,9 @@ def test_deterministic_given_a_generator_and_copies_differ():
     a = mask_tokens(x, MASK, VOCAB, SPECIALS, generator=torch.Generator().manual_seed(3))
     b = mask_tokens(x, MASK, VOCAB, SPECIALS, generator=torch.Generator().manual_seed(3))
     assert all(torch.equal(u, v) for u, v in zip(a, b))
-    ds = mlm_dataset(x, MASK, VOCAB, SPECIALS, copies=3, seed=0, attention_mask=torch.ones_like(x))
-    assert len(ds) == 24 and set(ds.tensors) == {"tokens", "labels", "attention_mask"}
-    assert not torch.equal(ds.tensors["labels"][:8], ds.tensors["labels"][8:16])
+    ex = mlm_examples(x, MASK, VOCAB, SPECIALS, copies=3, seed=0, attention_mask=torch.ones_like(x))
+    assert set(ex) == {"tokens", "labels", "attention_mask"} and all(len(v) == 24 for v in ex.values())
+    assert not torch.equal(ex["labels"][:8], ex["labels"][8:16])
 
 
 @pytest.mark.parametrize(
