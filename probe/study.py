@@ -476,7 +476,8 @@ def write_report(result: Result, out: str | Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     s, table = result.study, result.table
     config = dataclasses.asdict(result.config)
-    figures = [str(Path(p).relative_to(out)) if Path(p).is_absolute() and Path(p).is_relative_to(out) else str(p)
+    here = out.resolve()  # figures as links relative to report.md, whether `out` is relative or absolute
+    figures = [str(Path(p).resolve().relative_to(here)) if Path(p).resolve().is_relative_to(here) else str(p)
                for p in result.figures]
     metrics = {"format": FORMAT, "study": s.name, "title": s.title, "quick": result.quick, "config": config,
                "seeds": list(result.config.seeds), "wall_s": result.wall_s, "command": command_line(),

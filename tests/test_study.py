@@ -3,6 +3,7 @@
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -244,3 +245,13 @@ def test_index_can_group_claims_and_links_every_figure(tmp_path):
     rows = json.loads((tmp_path / "index" / "metrics.json").read_text())["claims"]
     assert [r["group"] for r in rows] == ["TOY.A", "TOY.B"] and rows[1]["figures"] == ["../b/loss.png"]
     assert [r["quick"] for r in rows] == [False, True]
+
+
+def test_figures_link_relative_to_the_report_when_out_is_a_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run(TOY, out=Path("runs") / "toy")
+    data = read_result(tmp_path / "runs" / "toy")
+    assert data["figures"] == ["loss.png"]
+    assert "![loss](loss.png)" in (tmp_path / "runs" / "toy" / "report.md").read_text()
+    write_index(Path("runs"), "Index", [("toy", Path("runs") / "toy")])
+    assert "[loss](toy/loss.png)" in (tmp_path / "runs" / "report.md").read_text()
