@@ -22,18 +22,27 @@ MASK = "[MASK]"
 PAD_ID = 0
 
 
-@functools.lru_cache(maxsize=4)
-def tokenizer(vocab_size: int) -> Tokenizer:
-    """WordPiece trained on the builtin corpus (lower-cased), with [MASK] appended as one more special token."""
+def train(vocab_size: int) -> str:
+    """WordPiece trained on the builtin corpus (lower-cased) with [MASK] appended as one more special token, as JSON.
+
+    Train it once and hand the JSON to every process: WordPiece training is not deterministic (Hugging Face
+    tokenizers issue #1794: ties are broken in hash-map order), so two trainings may number the tokens differently.
+    """
     tok = train_tokenizer("wordpiece", builtin_corpus().splitlines(keepends=True), vocab_size)
     tok.add_special_tokens([MASK])
-    return tok
+    return tok.to_str()
 
 
 @functools.lru_cache(maxsize=4)
-def corpus_ids(vocab_size: int) -> torch.Tensor:
+def load(spec: str) -> Tokenizer:
+    """The tokenizer of a JSON `spec` from `train` (one object per process)."""
+    return Tokenizer.from_str(spec)
+
+
+@functools.lru_cache(maxsize=4)
+def corpus_ids(spec: str) -> torch.Tensor:
     """The builtin corpus as one token stream (pretraining text)."""
-    return encode(tokenizer(vocab_size), builtin_corpus())
+    return encode(load(spec), builtin_corpus())
 
 
 def sentences(n: int, seed: int) -> list[str]:
@@ -66,7 +75,7 @@ def pad(ids: list[list[int]], n_ctx: int) -> tuple[torch.Tensor, torch.Tensor]:
     return tokens, mask
 
 
-def word_order_task(n: int, seed: int, vocab_size: int, n_ctx: int) -> dict[str, torch.Tensor]:
+def word_order_task(n: int, seed: int, spec: str, n_ctx: int) -> dict[str, torch.Tensor]:
     """`n` labelled sentences: {"tokens", "attention_mask", "labels"}; label 1 = original order, 0 = two words
     swapped; classes balanced by a coin per sentence. Sentences come from grammar text drawn with `seed`."""
     rng = random.Random(seed)
@@ -75,5 +84,5 @@ def word_order_task(n: int, seed: int, vocab_size: int, n_ctx: int) -> dict[str,
         keep = rng.random() < 0.5
         texts.append(s if keep else swap_two_words(s, rng))
         labels.append(int(keep))
-    tokens, mask = pad([e.ids for e in tokenizer(vocab_size).encode_batch(texts)], n_ctx)
+    tokens, mask = pad([e.ids for e in load(spec).encode_batch(texts)], n_ctx)
     return {"tokens": tokens, "attention_mask": mask, "labels": torch.tensor(labels)}

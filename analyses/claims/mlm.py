@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tokenizers import Tokenizer
 from torch import Tensor
 
 from analyses.claims import _text
@@ -62,22 +63,20 @@ class Config:
     workers: int = 2
 
 
-def special_ids(cfg: Config) -> list[int]:
-    tok = _text.tokenizer(cfg.vocab_size)
+def special_ids(tok: Tokenizer) -> list[int]:
     return [tok.token_to_id(s) for s in [*SPECIALS, _text.MASK]]
 
 
-def model_config(cfg: Config, attention: str, seed: int) -> TransformerConfig:
+def model_config(cfg: Config, tok: Tokenizer, attention: str, seed: int) -> TransformerConfig:
     arch = {"bidirectional": dict(arch="encoder", head="token"), "causal": dict(arch="decoder")}[attention]
     return TransformerConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, n_ctx=cfg.n_ctx,
-                             d_vocab=_text.tokenizer(cfg.vocab_size).get_vocab_size(), seed=seed, **arch)
+                             d_vocab=tok.get_vocab_size(), seed=seed, **arch)
 
 
-def heldout(cfg: Config) -> tuple[Tensor, Tensor]:
+def heldout(cfg: Config, tok: Tokenizer) -> tuple[Tensor, Tensor]:
     """Held-out grammar text (seed 1) in windows, masked once with a fixed generator: (inputs, labels)."""
-    tok = _text.tokenizer(cfg.vocab_size)
     windows = lm_dataset(encode(tok, generate_corpus(cfg.n_heldout, seed=1)), cfg.n_ctx).tensors["tokens"]
-    return mask_tokens(windows, tok.token_to_id(_text.MASK), tok.get_vocab_size(), special_ids(cfg),
+    return mask_tokens(windows, tok.token_to_id(_text.MASK), tok.get_vocab_size(), special_ids(tok),
                        generator=torch.Generator().manual_seed(12345))
 
 
@@ -98,17 +97,18 @@ def masked_accuracy(logits: Tensor, labels: Tensor) -> float:
     return float((logits.argmax(-1)[picked] == labels[picked]).float().mean())
 
 
-def train_and_measure(attention: str, seed: int, cfg: Config) -> dict:
-    tok = _text.tokenizer(cfg.vocab_size)
-    windows = lm_dataset(_text.corpus_ids(cfg.vocab_size), cfg.n_ctx).tensors["tokens"]
-    data = DictDataset(**mlm_examples(windows, tok.token_to_id(_text.MASK), tok.get_vocab_size(), special_ids(cfg),
+def train_and_measure(attention: str, seed: int, cfg: Config, spec: str) -> dict:
+    """Train one model on the masked corpus and measure it (`spec`: the tokenizer's JSON, shared by all runs)."""
+    tok = _text.load(spec)
+    windows = lm_dataset(_text.corpus_ids(spec), cfg.n_ctx).tensors["tokens"]
+    data = DictDataset(**mlm_examples(windows, tok.token_to_id(_text.MASK), tok.get_vocab_size(), special_ids(tok),
                                       copies=cfg.copies, seed=seed))
-    model = Transformer(model_config(cfg, attention, seed))
+    model = Transformer(model_config(cfg, tok, attention, seed))
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, progress=False,
                      log_every=cfg.steps)
     trainer = Trainer(model, data, None, tc)
     trainer.fit()
-    inputs, labels = heldout(cfg)
+    inputs, labels = heldout(cfg, tok)
     model.eval()
     with torch.no_grad():
         logits, cache = model.run_with_cache(inputs, names_filter=lambda n: n.endswith("hook_pattern"))
@@ -121,8 +121,9 @@ def train_and_measure(attention: str, seed: int, cfg: Config) -> dict:
 
 
 def experiment(cfg: Config) -> Outcome:
-    table = grid(functools.partial(train_and_measure, cfg=cfg), [{"attention": a} for a in ATTENTION], cfg.seeds,
-                 desc="mlm", workers=cfg.workers)
+    spec = _text.train(cfg.vocab_size)  # once: every process must number the tokens alike
+    table = grid(functools.partial(train_and_measure, cfg=cfg, spec=spec), [{"attention": a} for a in ATTENTION],
+                 cfg.seeds, desc="mlm", workers=cfg.workers)
     summary = {f"masked-token accuracy, {a} (mean over seeds)": float(g["masked_acc"].mean())
                for a, g in table.groupby("attention")}
     summary["attention mass right of the query under uniform attention"] = (cfg.n_ctx - 1) / (2 * cfg.n_ctx)

@@ -78,15 +78,14 @@ class Config:
     workers: int = 2
 
 
-def lm_config(cfg: Config, **kw) -> TransformerConfig:
+def lm_config(cfg: Config, tok: str, **kw) -> TransformerConfig:
     return TransformerConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, n_ctx=cfg.n_ctx,
-                             d_vocab=_text.tokenizer(cfg.vocab_size).get_vocab_size(), **kw)
+                             d_vocab=_text.load(tok).get_vocab_size(), **kw)
 
 
-def heldout(cfg: Config) -> DictDataset:
+def heldout(cfg: Config, tok: str) -> DictDataset:
     """Held-out grammar text (seed 1, unseen in pretraining) in LM windows."""
-    text = generate_corpus(cfg.n_heldout, seed=1)
-    return lm_dataset(encode(_text.tokenizer(cfg.vocab_size), text), cfg.n_ctx)
+    return lm_dataset(encode(_text.load(tok), generate_corpus(cfg.n_heldout, seed=1)), cfg.n_ctx)
 
 
 @torch.no_grad()
@@ -102,39 +101,39 @@ def accuracy(model: Transformer, data: dict[str, torch.Tensor]) -> float:
     return float((logits.argmax(-1) == data["labels"]).float().mean())
 
 
-def pretrain(cfg: Config, lm_dir: str, seed: int) -> dict:
-    """Pretrain the LM of `seed` and save its weights to lm_dir."""
+def pretrain(cfg: Config, tok: str, lm_dir: str, seed: int) -> dict:
+    """Pretrain the LM of `seed` and save its weights to lm_dir (`tok`: the tokenizer's JSON, shared by all runs)."""
     from safetensors.torch import save_file
 
-    model = Transformer(lm_config(cfg, seed=seed))
-    data = lm_dataset(_text.corpus_ids(cfg.vocab_size), cfg.n_ctx)
+    model = Transformer(lm_config(cfg, tok, seed=seed))
+    data = lm_dataset(_text.corpus_ids(tok), cfg.n_ctx)
     Trainer(model, data, None, TrainConfig(steps=cfg.pretrain_steps, batch_size=32, lr=cfg.pretrain_lr, seed=seed,
                                            progress=False, log_every=cfg.pretrain_steps)).fit()
     save_file(model.state_dict(), str(Path(lm_dir) / f"lm-{seed}.safetensors"))
-    return {"heldout_lm_loss": lm_loss(model, heldout(cfg))}
+    return {"heldout_lm_loss": lm_loss(model, heldout(cfg, tok))}
 
 
-def splits(cfg: Config, seed: int) -> tuple[dict, dict, dict]:
+def splits(cfg: Config, tok: str, seed: int) -> tuple[dict, dict, dict]:
     """(train, dev, test) labelled sentences of seed `seed`: the largest training set, then dev, then test."""
     n_train = max(cfg.sizes)
-    data = _text.word_order_task(n_train + cfg.n_dev + cfg.n_test, 1000 + seed, cfg.vocab_size, cfg.n_ctx)
+    data = _text.word_order_task(n_train + cfg.n_dev + cfg.n_test, 1000 + seed, tok, cfg.n_ctx)
     cut = lambda a, b: {k: v[a:b] for k, v in data.items()}  # noqa: E731
     return cut(0, n_train), cut(n_train, n_train + cfg.n_dev), cut(n_train + cfg.n_dev, None)
 
 
-def finetune(init: str, unfreeze: str, n_train: int, seed: int, cfg: Config, lm_dir: str) -> list[dict]:
+def finetune(init: str, unfreeze: str, n_train: int, seed: int, cfg: Config, tok: str, lm_dir: str) -> list[dict]:
     """Fine-tune one variant at every learning rate of the grid; one row per rate."""
     from safetensors.torch import load_file
 
-    train, dev, test = splits(cfg, seed)
+    train, dev, test = splits(cfg, tok, seed)
     train = DictDataset(**{k: v[:n_train] for k, v in train.items()})
-    lm = Transformer(lm_config(cfg))
+    lm = Transformer(lm_config(cfg, tok))
     lm.load_state_dict(load_file(str(Path(lm_dir) / f"lm-{seed}.safetensors")))
-    text = heldout(cfg)
+    text = heldout(cfg, tok)
     before = lm_loss(lm, text)
     rows = []
     for lr in cfg.lrs:
-        model = Transformer(lm_config(cfg, head="classifier", pool="mean", d_vocab_out=2, seed=seed))
+        model = Transformer(lm_config(cfg, tok, head="classifier", pool="mean", d_vocab_out=2, seed=seed))
         if init == "pretrained":
             load_body(model, lm)
         callbacks = []
@@ -156,11 +155,13 @@ def finetune(init: str, unfreeze: str, n_train: int, seed: int, cfg: Config, lm_
 
 
 def experiment(cfg: Config) -> Outcome:
+    tok = _text.train(cfg.vocab_size)  # once: every process must number the tokens alike
     with tempfile.TemporaryDirectory(prefix="pretrain_finetune-") as lm_dir:
-        lms = grid(functools.partial(pretrain, cfg, lm_dir), [{}], cfg.seeds, desc="pretrain", workers=cfg.workers)
+        lms = grid(functools.partial(pretrain, cfg, tok, lm_dir), [{}], cfg.seeds, desc="pretrain",
+                   workers=cfg.workers)
         variants = [{"init": i, "unfreeze": u, "n_train": n} for n in cfg.sizes for i, u in VARIANTS]
-        table = grid(functools.partial(finetune, cfg=cfg, lm_dir=lm_dir), variants, cfg.seeds, desc="fine-tune",
-                     workers=cfg.workers)
+        table = grid(functools.partial(finetune, cfg=cfg, tok=tok, lm_dir=lm_dir), variants, cfg.seeds,
+                     desc="fine-tune", workers=cfg.workers)
     best = chosen(table)
     summary = {"pretrained LM held-out loss (mean over seeds) [nats]": float(lms["heldout_lm_loss"].mean()),
                "pretraining wall time, all seeds [s]": float(lms["wall_s"].sum())}

@@ -12,6 +12,8 @@ times are the frequent ones. Byte-level BPE and WordPiece are trained with Huggi
 the reference without subwords. Measured on the held-out text: the share of rare words that contain an unknown
 token, and tokens per word (rare, frequent, all), counted from each token's character offsets. The corpus is small,
 so the vocabulary sizes are small too, and a requested size may not be reached (the report gives the actual one).
+WordPiece training in Hugging Face `tokenizers` is not deterministic (issue #1794: ties are broken in hash-map
+order), so its numbers can differ slightly between two runs of this study; byte-level BPE's do not.
 """
 
 from __future__ import annotations

@@ -78,12 +78,13 @@ def test_word_order_task_swaps_two_different_words_and_balances_labels():
     s = "The farmer sees a red boat."
     swapped = _text.swap_two_words(s, rng)
     assert swapped != s and sorted(swapped.rstrip(".").split()) == sorted(s.rstrip(".").split())
-    data = _text.word_order_task(200, seed=5, vocab_size=1000, n_ctx=32)
+    spec = _text.train(1000)
+    data = _text.word_order_task(200, seed=5, spec=spec, n_ctx=32)
     assert data["tokens"].shape == (200, 32) and 0.35 < data["labels"].float().mean() < 0.65
     lengths = data["attention_mask"].sum(1)
     assert (data["tokens"][data["attention_mask"] == 0] == 0).all() and lengths.min() >= 4
     with pytest.raises(ValueError, match="more than n_ctx=4"):
-        _text.word_order_task(5, seed=5, vocab_size=1000, n_ctx=4)
+        _text.word_order_task(5, seed=5, spec=spec, n_ctx=4)
 
 
 def test_quick_run_writes_the_report(tmp_path):
