@@ -1,1 +1,0 @@
-"""The claims lab: the seeds' textbook claims about Transformers, one study each (`python -m analyses.claims`)."""
