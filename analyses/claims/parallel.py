@@ -169,6 +169,9 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
                         marker="o", capsize=3, label=model)
         ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="seconds per step" if kind == "train" else
                "seconds per call")
+        sizes = sorted(t[t["kind"] == kind]["size"].unique())
+        ax.set_xticks(sizes, [str(x) for x in sizes], minor=False)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")
     axes[0].set_title("training step vs length (median, range over seeds)")

@@ -217,7 +217,10 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
                 title="word-order classification (mean ± sd over seeds)")
     axes[1].set(xscale="log", xlabel="labelled training examples", ylabel="LM loss increase [nats]",
                 title="forgetting of the pretrained LM")
+    sizes = sorted(best["n_train"].unique())
     for ax in axes:
+        ax.set_xticks(sizes, [str(n) for n in sizes], minor=False)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -166,8 +166,11 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
     axes[0].set(xlabel="vocabulary size (actual)", ylabel="rare held-out words with [UNK]",
                 title="unknown words (mean over seeds)")
     axes[1].set(xlabel="vocabulary size (actual)", ylabel="tokens per word", title="segmentation length")
+    sizes = sorted(t["vocab_size"].unique())  # ticks at the requested sizes; points at the sizes reached
     for ax in axes:
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(v) for v in sizes], minor=False)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
