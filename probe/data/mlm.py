@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Int, Shaped
 from torch import Tensor
 
-IGNORE = -100
+from probe.ops.loss import IGNORE_INDEX as IGNORE
 
 
 def mask_tokens(

@@ -9,28 +9,28 @@ Transformer: `model(tokens, attention_mask=None, labels=None, return_type="logit
     logits = x_L W_U + b_U
 
 Each layer is one `torch.nn.LSTM` (its fused kernel: the time loop runs in C++, the fairest recurrent baseline
-on CPU and GPU). Loss: cross-entropy on `labels` (-100 ignored) when given, else next-token prediction on `tokens`
-with padded targets (`attention_mask` 0) ignored. Padding must be on the right: the recurrence runs left to right, so
-right padding never reaches a real token. Parameters per layer: 4 (d_model^2 + d_model^2 + 2 d_model), i.e. about
-8 d_model^2, against a Transformer block's 12 d_model^2 (d_mlp = 4 d_model): three LSTM layers match two blocks.
+on CPU and GPU). Loss (`probe.ops.loss`): cross-entropy on `labels` (-100 ignored) when given, else next-token
+prediction on `tokens`, with padded targets (`attention_mask` 0) ignored. Padding must be on the right: the
+recurrence runs left to right, so right padding never reaches a real token. Parameters per layer:
+4 (d_model^2 + d_model^2 + 2 d_model), about 8 d_model^2, against a Transformer block's 12 d_model^2
+(d_mlp = 4 d_model): three LSTM layers match two blocks. Initial weights come from a local generator seeded with
+`cfg.seed` (the global RNG is never reseeded).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int, Shaped
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from probe.config import ConfigBase, check_fraction, check_positive
-from probe.hooked import HookedModel
+from probe.hooked import HookedModel, HookPoint, check_return_type, init_generator, output
 from probe.nn.embed import Embed, Unembed
-
-RETURN_TYPES = ("logits", "loss", "both", None)
+from probe.ops.loss import cross_entropy, mask_padding, next_token_labels
 
 
 @dataclass
@@ -50,6 +50,7 @@ class LSTMConfig(ConfigBase):
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        self.check_types()
         for name in ("d_model", "n_layers", "d_vocab"):
             check_positive(name, getattr(self, name))
         if self.d_vocab_out is None:
@@ -66,9 +67,19 @@ class LSTMConfig(ConfigBase):
 
 
 class LSTMLayer(nn.Module):
-    def __init__(self, d_model: int) -> None:
+    """One `torch.nn.LSTM` layer; with a generator its weights get PyTorch's default init, U(-1/sqrt(d), 1/sqrt(d)),
+    drawn from it (the global RNG is not touched)."""
+
+    def __init__(self, d_model: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(d_model, d_model, batch_first=True)
+        if generator is None:
+            self.lstm = nn.LSTM(d_model, d_model, batch_first=True)
+        else:
+            # built on the meta device (no init, no RNG), then materialised and drawn from the generator
+            self.lstm = nn.LSTM(d_model, d_model, batch_first=True, device="meta").to_empty(device="cpu")
+            with torch.no_grad():
+                for p in self.lstm.parameters():
+                    p.uniform_(-1 / math.sqrt(d_model), 1 / math.sqrt(d_model), generator=generator)
         self.hook_hidden = HookPoint()  # [batch pos d_model]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
@@ -79,17 +90,13 @@ class LSTM(HookedModel):
     config_class = LSTMConfig
 
     def __init__(self, cfg: LSTMConfig) -> None:
-        super().__init__()
-        if not isinstance(cfg, LSTMConfig):
-            raise TypeError(f"cfg must be a probe.models.lstm.LSTMConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
-        if cfg.seed is not None:
-            torch.manual_seed(cfg.seed)
-        self.embed = Embed(cfg)
+        super().__init__(cfg)
+        cfg, gen = self.cfg, init_generator(cfg)
+        self.embed = Embed(cfg, gen)
         self.hook_embed = HookPoint()  # [batch pos d_model]
-        self.layers = nn.ModuleList(LSTMLayer(cfg.d_model) for _ in range(cfg.n_layers))
+        self.layers = nn.ModuleList(LSTMLayer(cfg.d_model, gen) for _ in range(cfg.n_layers))
         self.dropout = nn.Dropout(cfg.dropout)
-        self.unembed = Unembed(cfg)
+        self.unembed = Unembed(cfg, generator=gen)
         self.setup()
 
     W_E = property(lambda self: self.embed.W_E)
@@ -102,9 +109,9 @@ class LSTM(HookedModel):
         attention_mask: Shaped[Tensor, "batch pos"] | None = None,
         labels: Int[Tensor, "batch pos"] | None = None,
         return_type: str | None = "logits",
+        label_smoothing: float = 0.0,
     ) -> Any:
-        if return_type not in RETURN_TYPES:
-            raise ValueError(f"return_type={return_type!r} is not one of {RETURN_TYPES}")
+        check_return_type(return_type)
         if not isinstance(tokens, Tensor) or tokens.dtype != torch.long or tokens.ndim != 2:
             raise ValueError(f"tokens must be an int64 tensor [batch, pos], got {getattr(tokens, 'dtype', tokens)!r}")
         if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.cfg.d_vocab):
@@ -112,22 +119,15 @@ class LSTM(HookedModel):
         x = self.dropout(self.hook_embed(self.embed(tokens)))
         for layer in self.layers:
             x = self.dropout(layer(x))
+        if attention_mask is not None and attention_mask.shape != tokens.shape:
+            raise ValueError(f"attention_mask must have shape {tuple(tokens.shape)}, got {tuple(attention_mask.shape)}")
         logits = self.unembed(x)
-        if return_type in ("logits", None):
-            return logits if return_type else None
-        loss = self.loss(logits, tokens, labels, attention_mask)
-        return loss if return_type == "loss" else (logits, loss)
+        return output(logits, return_type, lambda: self.loss(logits, tokens, labels, label_smoothing, attention_mask))
 
     @staticmethod
-    def loss(logits: Tensor, tokens: Tensor, labels: Tensor | None, attention_mask: Tensor | None = None) -> Tensor:
+    def loss(logits: Tensor, tokens: Tensor, labels: Tensor | None, label_smoothing: float = 0.0,
+             mask: Tensor | None = None) -> Tensor:
+        """Cross-entropy against `labels`, else the next tokens; targets at padding (`mask` 0) never count."""
         if labels is None:
-            labels = tokens[:, 1:]
-            if attention_mask is not None:
-                if attention_mask.shape != tokens.shape:
-                    raise ValueError(f"attention_mask must have shape {tuple(tokens.shape)}, "
-                                     f"got {tuple(attention_mask.shape)}")
-                labels = labels.masked_fill(attention_mask[:, 1:] == 0, -100)
-            logits = logits[:, :-1]
-        if labels.shape != logits.shape[:-1]:
-            raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])}, got {tuple(labels.shape)}")
-        return F.cross_entropy(logits.flatten(0, -2).float(), labels.flatten(), ignore_index=-100)
+            return cross_entropy(logits[:, :-1], next_token_labels(tokens, mask), label_smoothing)
+        return cross_entropy(logits, mask_padding(labels, mask), label_smoothing)

@@ -78,6 +78,9 @@ def test_import_of_a_native_gpt2_keeps_logits():
         ({"attention": "linear"}, "attention"),
         ({"short_conv": 3}, "short_conv"),
         ({"head": "classifier", "pool": "mean"}, "head"),  # a decoder classifier has no LM head to export
+        ({"gated_mlp": True}, "gated_mlp"),
+        ({"n_key_value_heads": 1}, "n_key_value_heads"),
+        ({"final_rms": True}, "final_rms"),
     ],
 )
 def test_refuses_configs_gpt2_cannot_express(kw, field):

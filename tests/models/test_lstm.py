@@ -58,3 +58,17 @@ def test_loss_ignores_padded_targets_and_bad_input_is_refused():
         LSTMConfig(d_model=0)
     with pytest.raises(ValueError, match="dropout"):
         LSTMConfig(dropout=1.0)
+
+
+def test_seeded_init_is_local_and_has_pytorchs_default_distribution():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a, b = LSTM(LSTMConfig(d_model=64, d_vocab=5, seed=7)), LSTM(LSTMConfig(d_model=64, d_vocab=5, seed=7))
+    assert torch.equal(torch.rand(1), before)  # the global RNG was not touched
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(p, q), name
+    w = a.layers[0].lstm.weight_hh_l0.detach()
+    # U(-1/sqrt(d), 1/sqrt(d)): bounded by 1/8 for d=64, standard deviation 1/8/sqrt(3)
+    assert w.abs().max() <= 1 / 8 and w.std().item() == pytest.approx(1 / 8 / 3**0.5, rel=0.05)
+    assert not torch.equal(w, LSTM(LSTMConfig(d_model=64, d_vocab=5, seed=8)).layers[0].lstm.weight_hh_l0)
