@@ -25,7 +25,7 @@ import torch
 from tokenizers import Tokenizer
 from torch import Tensor
 
-from analyses.claims import _text
+from analyses.claims import _plot, _text
 from probe.data.mlm import mask_tokens, mlm_examples
 from probe.data.text import SPECIALS, encode, generate_corpus, lm_dataset
 from probe.models.transformer import Transformer, TransformerConfig
@@ -158,11 +158,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
     axes[1].axhline(t["uniform_right_mass"].iloc[0], color="grey", ls="--", label="uniform attention")
     axes[1].set(ylabel="attention mass right of the query", title="where queries look")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "mlm.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _plot.save(fig, out / "mlm.png")
 
 
 STUDY = Study(

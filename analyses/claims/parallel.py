@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from analyses.claims import _plot
 from probe.models.lstm import LSTM, LSTMConfig
 from probe.models.transformer import Transformer, TransformerConfig
 from probe.study import Claim, Outcome, Study, grid, judge, main
@@ -176,11 +177,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
         ax.grid(alpha=0.3, which="both")
     axes[0].set_title("training step vs length (median, range over seeds)")
     axes[1].set_title("greedy generation, Transformer")
-    fig.tight_layout()
-    path = out / "parallel.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _plot.save(fig, out / "parallel.png")
 
 
 STUDY = Study(

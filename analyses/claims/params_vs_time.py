@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from analyses.claims import _plot
 from probe.config import ViTConfig
 from probe.models.vit import ViT
 from probe.study import Claim, Outcome, Study, grid, judge, main
@@ -116,11 +117,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
     ax.set(ylabel=f"relative to patch {stats.index[-1]}", title="ViT: parameters vs inference time")
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    path = out / "params_vs_time.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _plot.save(fig, out / "params_vs_time.png")
 
 
 STUDY = Study(

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from analyses.claims import _text
+from analyses.claims import _plot, _text
 from probe.data.text import encode, generate_corpus, lm_dataset
 from probe.models.transformer import Transformer, TransformerConfig
 from probe.study import Claim, Outcome, Study, grid, judge, main, paired
@@ -223,11 +223,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
         ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = out / "pretrain_finetune.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _plot.save(fig, out / "pretrain_finetune.png")
 
 
 STUDY = Study(

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
+from analyses.claims import _plot
 from probe.data.text import CORPUS_DIR, SPECIALS, generate_corpus, train_tokenizer
 from probe.study import Claim, Outcome, Study, column, grid, judge, main
 
@@ -173,11 +174,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
         ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = out / "tokenizers.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _plot.save(fig, out / "tokenizers.png")
 
 
 STUDY = Study(
