@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test lint app bench clean
+.PHONY: demo test lint app bench claims clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ app: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+# the claims lab: every claims study (and the vision studies of seed claims) in full -> runs/claims/report.md
+claims: $(STAMP)
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m analyses.claims
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -8,11 +8,14 @@ for `all`.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import resource
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from analyses import registry
 from probe.study import add_arguments, parse_overrides, run, write_index
@@ -35,17 +38,31 @@ def target_dir(name: str, prefix: str, root: Path | None) -> Path:
     return root / rest.replace(".", "/") if rest else root
 
 
+def group_index(group: str) -> Any:
+    """A group's own index module (analyses/GROUP/_index.py: `members(names)`, `write(out, done)`), else None."""
+    if not (registry.ROOT / group / "_index.py").is_file():
+        return None
+    return importlib.import_module(f"analyses.{group}._index")
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (a grid's worker processes)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def run_many(names: Sequence[str], quick: bool, seeds: int | None, dirs: Sequence[Path],
              overrides: dict) -> list[tuple[str, Path]]:
     done = []
     for name, target in zip(names, dirs):
         study = registry.load(name)
         print(f"== {name}: {study.title}", flush=True)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         result = run(study, quick=quick, seeds=seeds, out=target, overrides=overrides)
         for v in result.verdicts:
             print(f"   {v}")
-        print(f"   wrote {target / 'report.md'} ({time.perf_counter() - start:.1f} s)", flush=True)
+        print(f"   wrote {target / 'report.md'} ({time.perf_counter() - start:.1f} s wall, "
+              f"{cpu_seconds() - cpu:.1f} s CPU)", flush=True)
         done.append((name, target))
     return done
 
@@ -73,19 +90,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         done = run_many(names, args.quick, args.seeds, dirs, {})
         for group in registry.groups():
             members = [(n, d) for n, d in done if n.split(".")[0] == group]
-            write_index(target_dir(group, "", root),
-                        registry.GROUP_TITLES.get(group, group), members)
+            hook = group_index(group)
+            if hook is not None:
+                hook.write(target_dir(group, "", root), done)
+            else:
+                write_index(target_dir(group, "", root), registry.GROUP_TITLES.get(group, group), members)
         print(f"index: {write_index(root or RUNS, 'All studies', done)}")
         return
     try:
         names = registry.resolve(args.name)
     except KeyError as e:
         parser.error(str(e.args[0]))
+    hook = group_index(args.name) if args.name in registry.groups() else None
+    if hook is not None:  # a group with its own index (the claims lab) decides its members
+        names = hook.members(names)
     if overrides and len(names) > 1:
         parser.error(f"--set applies to one study; {args.name!r} names {len(names)}")
     prefix = args.name if len(names) > 1 else names[0]
+    start, cpu = time.perf_counter(), cpu_seconds()
     done = run_many(names, args.quick, args.seeds, [target_dir(n, prefix, root) for n in names], overrides)
     if len(names) > 1:
+        print(f"{len(names)} studies: {time.perf_counter() - start:.1f} s wall, {cpu_seconds() - cpu:.1f} s CPU")
+    if hook is not None:
+        print(f"index: {hook.write(root or RUNS / args.name, done)}")
+    elif len(names) > 1:
         index_dir = root or Path(os.path.commonpath([d for _, d in done]))
         print(f"index: {write_index(index_dir, registry.GROUP_TITLES.get(prefix, prefix), done)}")
 

@@ -15,6 +15,7 @@ PAGES = [
     st.Page("views/runs_browser.py", title="Runs browser", icon=":material/folder_open:"),
     st.Page("views/scan_snap_replay.py", title="Scan & Snap replay", icon=":material/replay:"),
     st.Page("views/training_trajectories.py", title="Training trajectories", icon=":material/timeline:"),
+    st.Page("views/claims.py", title="Claims", icon=":material/fact_check:"),
 ]
 
 st.navigation(PAGES).run()

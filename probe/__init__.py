@@ -18,6 +18,8 @@ _EXPORTS = {
     "Transformer": "probe.models.transformer",
     "ViT": "probe.models.vit",
     "CNN": "probe.models.cnn",
+    "LSTM": "probe.models.lstm",
+    "LSTMConfig": "probe.models.lstm",
     "ScanSnapModel": "probe.models.scan_snap",
     "load": "probe.checkpoint",
     "save": "probe.checkpoint",

@@ -38,6 +38,7 @@ REGISTRY: dict[str, str] = {
     "transformer": "probe.models.transformer:Transformer",
     "vit": "probe.models.vit:ViT",
     "cnn": "probe.models.cnn:CNN",
+    "lstm": "probe.models.lstm:LSTM",
     "scan_snap": "probe.models.scan_snap:ScanSnapModel",
 }
 REQUIRED = ("config.json", "model.safetensors", "meta.json")

@@ -272,8 +272,12 @@ class TransformerConfig(BlockConfig):
                 raise ValueError("positional_embedding_type='rotary' is not supported with attention='linear'")
         elif self.rotary_dim != self.d_head:
             refuse("rotary_dim", self.rotary_dim, "it only applies with positional_embedding_type='rotary'")
-        if self.head != "lm" and self.arch != "encoder":
-            raise ValueError(f"head={self.head!r} needs arch='encoder' (got arch={self.arch!r}); decoders use 'lm'")
+        archs = ("encoder", "decoder") if self.head == "classifier" else ("encoder",)
+        if self.head != "lm" and self.arch not in archs:
+            raise ValueError(f"head={self.head!r} needs arch in {archs} (got arch={self.arch!r})")
+        if self.head == "classifier" and self.arch == "decoder" and self.pool != "mean":
+            raise ValueError(f"head='classifier' with arch='decoder' needs pool='mean' (got pool={self.pool!r}): "
+                             "a causal decoder's first token sees only itself (ULMFiT / GPT-style fine-tuning)")
         if self.tie_embed and self.d_vocab_out != self.d_vocab:
             raise ValueError(f"tie_embed=True needs d_vocab_out == d_vocab (got {self.d_vocab_out} != {self.d_vocab})")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):

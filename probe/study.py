@@ -430,15 +430,21 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def verdict_table(verdicts: Sequence[Verdict], links: Sequence[str] | None = None) -> str:
-    """One row per verdict: claim, source, prediction, estimate, interval, n, outcome."""
+def verdict_table(verdicts: Sequence[Verdict], links: Sequence[str] | None = None,
+                  groups: Sequence[str] | None = None, figures: Sequence[Sequence[str]] | None = None) -> str:
+    """One row per verdict: claim, source, prediction, estimate, interval, n, outcome; with `groups` a first column
+    naming each claim's group, with `figures` a last column linking each claim's figures."""
     rows = []
     for i, v in enumerate(verdicts):
         name = f"[{v.claim.id}]({links[i]})" if links else v.claim.id
-        rows.append([name, v.claim.statement, v.claim.source, v.claim.prediction, v.estimate,
-                     f"[{_fmt(v.low)}, {_fmt(v.high)}]", v.n, f"**{v.outcome}**"])
+        row = [name, v.claim.statement, v.claim.source, v.claim.prediction, v.estimate,
+               f"[{_fmt(v.low)}, {_fmt(v.high)}]", v.n, f"**{v.outcome}**"]
+        row = ([groups[i]] if groups else []) + row + ([" ".join(f"[{Path(f).stem}]({f})" for f in figures[i])]
+                                                       if figures else [])
+        rows.append(row)
     level = f"{verdicts[0].level:.0%} interval" if verdicts else "interval"
-    return markdown_table(["claim", "statement", "source", "prediction", "estimate", level, "n", "verdict"], rows)
+    header = ["claim", "statement", "source", "prediction", "estimate", level, "n", "verdict"]
+    return markdown_table((["group"] if groups else []) + header + (["figures"] if figures else []), rows)
 
 
 def _jsonable(x: Any) -> Any:
@@ -470,7 +476,8 @@ def write_report(result: Result, out: str | Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     s, table = result.study, result.table
     config = dataclasses.asdict(result.config)
-    figures = [str(Path(p).relative_to(out)) if Path(p).is_absolute() and Path(p).is_relative_to(out) else str(p)
+    here = out.resolve()  # figures as links relative to report.md, whether `out` is relative or absolute
+    figures = [str(Path(p).resolve().relative_to(here)) if Path(p).resolve().is_relative_to(here) else str(p)
                for p in result.figures]
     metrics = {"format": FORMAT, "study": s.name, "title": s.title, "quick": result.quick, "config": config,
                "seeds": list(result.config.seeds), "wall_s": result.wall_s, "command": command_line(),
@@ -513,26 +520,35 @@ def read_result(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def write_index(out: str | Path, title: str, results: Sequence[tuple[str, Path]], description: str = "") -> Path:
-    """One page for many studies (`[(name, out_dir)]`): every verdict in one table linking each study's report,
-    as report.md and metrics.json under `out`."""
+def write_index(out: str | Path, title: str, results: Sequence[tuple[str, Path]], description: str = "",
+                group_of: Callable[[str], str] | None = None) -> Path:
+    """One page for many studies (`[(name, out_dir)]`): every verdict in one table linking each study's report and
+    figures, as report.md and metrics.json under `out`. `group_of(name)` adds a group column (and field)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    verdicts, links, rows, wall = [], [], [], 0.0
+    verdicts, links, groups, figures, rows, wall, quick = [], [], [], [], [], 0.0, 0
     for name, path in results:
         data = read_result(path)
         link = os.path.relpath(Path(path) / "report.md", out)
+        figs = [os.path.relpath(Path(path) / f, out) for f in data["figures"]]
+        group = group_of(name) if group_of else None
         wall += data["wall_s"]
+        quick += bool(data["quick"])
         for v in data["verdicts"]:
             verdicts.append(v)
             links.append(link)
-            rows.append({"study": name, "report": link, "quick": data["quick"], **v.to_dict()})
+            groups.append(group)
+            figures.append(figs)
+            rows.append({"study": name, **({"group": group} if group_of else {}), "report": link, "figures": figs,
+                         "quick": data["quick"], **v.to_dict()})
     counts = {o: sum(v.outcome == o for v in verdicts) for o in OUTCOMES}
     lines = [f"# {title}", ""] + ([description.strip(), ""] if description else [])
     lines += [f"{len(results)} studies, {len(verdicts)} claims: " + ", ".join(f"{n} {o}" for o, n in counts.items())
-              + f"; {_fmt(wall)} s of study wall time.", ""]
+              + f"; {_fmt(wall)} s of study wall time." + (f" {quick} of the studies are quick runs (a tiny budget "
+                                                            "that tests the pipeline, not the science)." if quick
+                                                            else ""), ""]
     if verdicts:
-        lines += [verdict_table(verdicts, links)]
+        lines += [verdict_table(verdicts, links, groups if group_of else None, figures)]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     (out / "metrics.json").write_text(json.dumps(_jsonable({"format": FORMAT + "-index", "title": title,
                                                             "counts": counts, "wall_s": wall, "claims": rows}),

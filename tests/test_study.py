@@ -3,6 +3,7 @@
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -231,3 +232,26 @@ def test_parse_overrides():
                                                                           "name": "abc"}
     with pytest.raises(ValueError, match="FIELD=VALUE"):
         parse_overrides(["steps"])
+
+
+def test_index_can_group_claims_and_links_every_figure(tmp_path):
+    run(TOY, out=tmp_path / "a")
+    run(TOY, quick=True, out=tmp_path / "b")
+    path = write_index(tmp_path / "index", "Lab", [("toy.a", tmp_path / "a"), ("toy.b", tmp_path / "b")],
+                       group_of=lambda name: name.upper())
+    text = path.read_text()
+    assert "| group | claim | statement |" in text and "| TOY.A | [gap](../a/report.md) |" in text
+    assert "[loss](../a/loss.png) |" in text and "1 of the studies are quick runs" in text
+    rows = json.loads((tmp_path / "index" / "metrics.json").read_text())["claims"]
+    assert [r["group"] for r in rows] == ["TOY.A", "TOY.B"] and rows[1]["figures"] == ["../b/loss.png"]
+    assert [r["quick"] for r in rows] == [False, True]
+
+
+def test_figures_link_relative_to_the_report_when_out_is_a_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run(TOY, out=Path("runs") / "toy")
+    data = read_result(tmp_path / "runs" / "toy")
+    assert data["figures"] == ["loss.png"]
+    assert "![loss](loss.png)" in (tmp_path / "runs" / "toy" / "report.md").read_text()
+    write_index(Path("runs"), "Index", [("toy", Path("runs") / "toy")])
+    assert "[loss](toy/loss.png)" in (tmp_path / "runs" / "report.md").read_text()

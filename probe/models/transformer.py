@@ -199,6 +199,8 @@ class Transformer(HookedModel):
             raise ValueError(f"temperature={temperature} must be >= 0")
         if self.cfg.arch == "encoder":
             raise ValueError("generate() needs arch='decoder' or 'encoder_decoder'; an encoder does not generate")
+        if self.cfg.head != "lm":
+            raise ValueError(f"generate() needs head='lm' (got head={self.cfg.head!r}); a classifier does not generate")
         if self.cfg.arch == "encoder_decoder":
             if self.cfg.bos_token_id is None:
                 raise ValueError("encoder-decoder generation needs cfg.bos_token_id")

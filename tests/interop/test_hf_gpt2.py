@@ -77,6 +77,7 @@ def test_import_of_a_native_gpt2_keeps_logits():
         ({"tie_embed": True, "scale_embed": True}, "scale_embed"),
         ({"attention": "linear"}, "attention"),
         ({"short_conv": 3}, "short_conv"),
+        ({"head": "classifier", "pool": "mean"}, "head"),  # a decoder classifier has no LM head to export
         ({"gated_mlp": True}, "gated_mlp"),
         ({"n_key_value_heads": 1}, "n_key_value_heads"),
         ({"final_rms": True}, "final_rms"),

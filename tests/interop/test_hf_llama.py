@@ -51,6 +51,7 @@ def test_greedy_generation_agrees(kw):
         ({**LLAMA, "norm_placement": "post"}, "norm_placement"),
         ({**LLAMA, "final_norm": False}, "final_norm"),
         ({**LLAMA, "unembed_bias": True}, "b_U"),
+        ({**LLAMA, "head": "classifier", "pool": "mean"}, "head"),
     ],
 )
 def test_refuses_configs_llama_cannot_express(kw, field):

@@ -242,3 +242,20 @@ def test_random_valid_configs_build_run_backward_and_hooks_have_documented_shape
     if cfg.positional_embedding_type == "rotary":
         assert cache[f"{prefix}.0.attn.hook_rot_q"].shape == (batch, pos, H, E)
     torch.testing.assert_close(logits[0], model(*args), atol=1e-5, rtol=1e-4)  # caching changes nothing
+
+
+def test_decoder_classifier_mean_pools_causal_states_and_refuses_first_token_pooling():
+    model = small(head="classifier", pool="mean", d_vocab_out=2)
+    tokens = torch.randint(0, 23, (2, 7))
+    padded = torch.cat([tokens, torch.zeros(2, 3, dtype=torch.long)], 1)
+    mask = torch.tensor([[1] * 7 + [0] * 3] * 2)
+    _, cache = model.run_with_cache(padded, attention_mask=mask)
+    torch.testing.assert_close(cache["hook_pooled"], cache["ln_final.hook_normalized"][:, :7].mean(1) *
+                               model.ln_final.w + model.ln_final.b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(padded, attention_mask=mask), model(tokens), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="pool='mean'"):
+        TransformerConfig(head="classifier", pool="cls")
+    with pytest.raises(ValueError, match="head='token' needs arch in"):
+        TransformerConfig(head="token")
+    with pytest.raises(ValueError, match="a classifier does not generate"):
+        model.generate(tokens, 2)
