@@ -41,7 +41,8 @@ def attention_mask(
 
 class HeadProjections(nn.Module):
     """Per-head query, key, value and output weights in TransformerLens' layout, shared by softmax and linear
-    attention: W_Q/W_K/W_V [head d_model d_head], W_O [head d_head d_model], and their biases."""
+    attention: W_Q/W_K/W_V [head d_model d_head], W_O [head d_head d_model], and their biases. With `tie_qk`,
+    W_K and b_K are W_Q and b_Q (003 #2 asks why Q and K have separate weights)."""
 
     def __init__(self, cfg) -> None:
         super().__init__()
@@ -55,6 +56,8 @@ class HeadProjections(nn.Module):
         self.b_K = nn.Parameter(torch.zeros(h, e))
         self.b_V = nn.Parameter(torch.zeros(h, e))
         self.b_O = nn.Parameter(torch.zeros(d))
+        if getattr(cfg, "tie_qk", False):  # one parameter under both names: the QK circuit W_Q W_Q^T is symmetric
+            self.W_K, self.b_K = self.W_Q, self.b_Q
 
     def project(self, x: Float[Tensor, "batch pos d_model"], names: str) -> list[Tensor]:
         """Project x with the weights named by `names` ("qkv", "q" or "kv") in a single matmul."""

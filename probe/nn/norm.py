@@ -1,4 +1,5 @@
-"""Normalisation layers with TransformerLens' hooks: LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019).
+"""Normalisation layers with TransformerLens' hooks: LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019);
+BatchNorm lives in `probe.nn.batch_norm`.
 
 `hook_scale` [batch pos 1] is the divisor, `hook_normalized` the normalised vector before the affine map, as in
 TransformerLens, so `ActivationCache.apply_ln_to_stack` works. When neither hook is active, the fused kernel runs.
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
 from probe.hooked import is_hooked
+from probe.nn.batch_norm import BatchNorm
 
 
 class LayerNorm(nn.Module):
@@ -49,9 +51,18 @@ class RMSNorm(nn.Module):
 
 
 def make_norm(cfg) -> nn.Module:
-    """LN, RMS, or the identity for `normalization_type=None`."""
+    """LN, RMS, BN (`probe.nn.batch_norm`), or the identity for `normalization_type=None`."""
     if cfg.normalization_type == "LN":
         return LayerNorm(cfg.d_model, cfg.eps)
     if cfg.normalization_type == "RMS":
         return RMSNorm(cfg.d_model, cfg.eps)
+    if cfg.normalization_type == "BN":
+        return BatchNorm(cfg.d_model, cfg.eps)
     return nn.Identity()
+
+
+def apply_norm(norm: nn.Module, x: Tensor, key_padding_mask: Tensor | None) -> Tensor:
+    """`norm(x)`; BatchNorm also gets the padding mask, which keeps padded positions out of its statistics."""
+    if getattr(norm, "takes_padding_mask", False):
+        return norm(x, key_padding_mask)
+    return norm(x)

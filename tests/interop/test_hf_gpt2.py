@@ -30,6 +30,7 @@ CONFIGS = {
     "sinusoidal_unscaled_relu": {"positional_embedding_type": "sinusoidal", "use_attn_scale": False,
                                  "scale_embed": True, "act_fn": "relu"},
     "no_positions_silu": {"positional_embedding_type": "none", "act_fn": "silu", "eps": 1e-6},
+    "tied_qk": {"tie_qk": True},  # exported as equal q and k weights
 }
 
 
@@ -77,6 +78,10 @@ def test_import_of_a_native_gpt2_keeps_logits():
         ({"tie_embed": True, "scale_embed": True}, "scale_embed"),
         ({"attention": "linear"}, "attention"),
         ({"short_conv": 3}, "short_conv"),
+        ({"normalization_type": "BN"}, "normalization_type"),
+        ({"residual": False}, "residual"),
+        ({"causal_mask": False}, "causal_mask"),
+        ({"attention": "additive", "use_attn_scale": False}, "attention"),
     ],
 )
 def test_refuses_configs_gpt2_cannot_express(kw, field):

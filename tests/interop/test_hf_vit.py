@@ -34,6 +34,7 @@ def test_refuses_what_hf_cannot_express():
         ({"positional_embedding_type": "none"}, "positional_embedding_type"),
         ({"head_type": "mlp"}, "head_type"),
         ({"act_fn": "relu"}, "act_fn"),
+        ({"normalization_type": "BN"}, "normalization_type"),
     ]:
         with pytest.raises(ValueError, match=field):
             vit_to_hf(ViT(ViTConfig(**{**CFG, **change})))
