@@ -21,6 +21,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from jaxtyping import Float, Int
@@ -212,3 +213,14 @@ def with_hooks(model: Transformer, hooks: Sequence[tuple[str, Callable]]) -> Tra
     for name, fn in hooks:
         model.add_hook(name, fn, is_permanent=True)
     return model
+
+
+def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
+    """Lay out, write `out_dir/name.png` and close a matplotlib figure; the list a study's `figures` returns."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(out_dir) / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]

@@ -169,11 +169,7 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
         ax.set(xscale="log", xlabel="d_head", title=title)
         ax.legend()
     axes[0].set_yscale("log")
-    fig.tight_layout()
-    path = out_dir / "attn_scale.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _arch.save_figure(fig, out_dir, "attn_scale")
 
 
 STUDY = Study(

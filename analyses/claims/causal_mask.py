@@ -130,11 +130,7 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
     ax.set_xticks(range(2), ["with causal mask", "without"])
     ax.set(ylabel="token accuracy (reversed half)", ylim=(0, 1.02), title="reversal, decoder")
     ax.legend()
-    fig.tight_layout()
-    path = out_dir / "causal_mask.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _arch.save_figure(fig, out_dir, "causal_mask")
 
 
 STUDY = Study(

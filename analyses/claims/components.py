@@ -96,11 +96,7 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
     ax.bar(range(len(stats)), stats["mean"], yerr=stats["std"].fillna(0), color=["C0"] + ["C3"] * (len(stats) - 1))
     ax.set_xticks(range(len(stats)), [v.replace("_", " ") for v in stats.index])
     ax.set(ylabel="held-out loss (nats)", title="ablations at equal budget", ylim=(stats["mean"].min() * 0.9, None))
-    fig.tight_layout()
-    path = out_dir / "components.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _arch.save_figure(fig, out_dir, "components")
 
 
 STUDY = Study(

@@ -143,11 +143,7 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
     for ax in axes:
         ax.set_xticks(range(len(d_heads)), [f"d_head {d}" for d in d_heads])
         ax.legend()
-    fig.tight_layout()
-    path = out_dir / "dot_vs_additive.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _arch.save_figure(fig, out_dir, "dot_vs_additive")
 
 
 STUDY = Study(

@@ -129,11 +129,7 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
            title="f(first token, previous token) in one block")
     ax.set_xticks(list(mean.index), [str(h) for h in mean.index])
     ax.legend()
-    fig.tight_layout()
-    path = out_dir / "multi_head.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _arch.save_figure(fig, out_dir, "multi_head")
 
 
 STUDY = Study(

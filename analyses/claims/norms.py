@@ -235,11 +235,7 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
     axes[1].bar(range(len(NORMS)), loss["mean"], yerr=loss["std"].fillna(0), color="C2")
     axes[1].set_xticks(range(len(NORMS)), NORMS)
     axes[1].set(title="held-out loss (evaluation mode)", ylabel="nats", ylim=(loss["mean"].min() * 0.9, None))
-    fig.tight_layout()
-    path = out_dir / "norms.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _arch.save_figure(fig, out_dir, "norms")
 
 
 STUDY = Study(

@@ -142,11 +142,7 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
     ax.bar(range(len(values)), values, color=["C0" if "no mask" not in lab else "C3" for lab in labels])
     ax.set_xticks(range(len(values)), labels, fontsize=7)
     ax.set(yscale="log", ylabel="relative change of real tokens' logits", title="padded batch vs each sequence alone")
-    fig.tight_layout()
-    path = out_dir / "padding_mask.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _arch.save_figure(fig, out_dir, "padding_mask")
 
 
 STUDY = Study(

@@ -167,11 +167,7 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
     ax.bar(range(len(means)), means, color=["C3" if lab.startswith("post") else "C0" for lab in labels])
     ax.set_xticks(range(len(means)), labels, fontsize=7)
     ax.set(title="held-out loss after training", ylabel="nats")
-    fig.tight_layout()
-    path = out_dir / "post_ln.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _arch.save_figure(fig, out_dir, "post_ln")
 
 
 STUDY = Study(

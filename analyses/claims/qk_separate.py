@@ -119,11 +119,7 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
     axes[1].set_xticks(range(2), names)
     axes[1].set(ylabel="mean attention", ylim=(0, 1.02), title="the head most on the previous position")
     axes[1].legend()
-    fig.tight_layout()
-    path = out_dir / "qk_separate.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _arch.save_figure(fig, out_dir, "qk_separate")
 
 
 STUDY = Study(

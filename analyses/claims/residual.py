@@ -141,11 +141,7 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
     axes[1].set(xlabel="blocks", ylabel="held-out loss (nats)", title="after training")
     for ax in axes:
         ax.legend()
-    fig.tight_layout()
-    path = out_dir / "residual.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return _arch.save_figure(fig, out_dir, "residual")
 
 
 STUDY = Study(

@@ -14,14 +14,11 @@ Dimensions: b batch, p query pos, k key pos, h head, e d_head, d d_model.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from einops import einsum, rearrange
+from einops import einsum
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
-from probe.hooked import is_hooked
-from probe.nn.attention import HeadProjections, attention_mask
+from probe.nn.attention import Attention, attention_mask
 
 
 def additive_scores(
@@ -32,18 +29,12 @@ def additive_scores(
     return einsum(torch.tanh(q[:, :, None] + k[:, None]), w, "b p k h e, h e -> b h p k")
 
 
-class AdditiveAttention(HeadProjections):
+class AdditiveAttention(Attention):
+    """Softmax attention (its projections, hooks and output) with additive scores in place of dot products."""
+
     def __init__(self, cfg, causal: bool) -> None:
-        super().__init__(cfg)
-        self.causal = causal
+        super().__init__(cfg, causal)
         self.W_score = nn.Parameter(torch.randn(cfg.n_heads, cfg.d_head) * cfg.d_head**-0.5)
-        self.hook_q = HookPoint()  # [batch pos head d_head]
-        self.hook_k = HookPoint()
-        self.hook_v = HookPoint()
-        self.hook_attn_scores = HookPoint()  # [batch head query_pos key_pos]
-        self.hook_pattern = HookPoint()
-        self.hook_z = HookPoint()  # [batch pos head d_head]
-        self.hook_result = HookPoint()  # [batch pos head d_model]
 
     def forward(
         self,
@@ -62,8 +53,4 @@ class AdditiveAttention(HeadProjections):
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         pattern = self.hook_pattern(self.hook_attn_scores(scores).softmax(-1))
-        z = self.hook_z(einsum(pattern, v, "b h p k, b k h e -> b p h e"))
-        if is_hooked(self.hook_result):
-            result = self.hook_result(einsum(z, self.W_O, "b p h e, h e d -> b p h d"))
-            return result.sum(2) + self.b_O
-        return F.linear(rearrange(z, "b p h e -> b p (h e)"), self.W_O.flatten(0, 1).T, self.b_O)
+        return self.output(self.hook_z(einsum(pattern, v, "b h p k, b k h e -> b p h e")))

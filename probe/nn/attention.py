@@ -126,7 +126,10 @@ class Attention(HeadProjections):
             q, k, v = (rearrange(t, "b p h e -> b h p e") for t in (q, k, v))
             z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=fused_causal, scale=self.scale)
             z = rearrange(z, "b h p e -> b p h e")
-        z = self.hook_z(z)
+        return self.output(self.hook_z(z))
+
+    def output(self, z: Float[Tensor, "batch pos head d_head"]) -> Float[Tensor, "batch pos d_model"]:
+        """The heads' outputs through W_O, summed; per head (`hook_result`) only when that hook is on."""
         if is_hooked(self.hook_result):  # per-head outputs, as a [b p h d] view of one [h (b p) d] bmm
             per_head = torch.bmm(rearrange(z, "b p h e -> h (b p) e"), self.W_O)
             result = self.hook_result(rearrange(per_head, "h (b p) d -> b p h d", b=z.shape[0]))
