@@ -7,7 +7,7 @@ initialisation the gradient of a Post-LN block's weights grows toward the output
 across layers, and that Post-LN therefore needs a learning-rate warmup where Pre-LN trains without one.
 
 Part (a), at initialisation: character-level language models of 6 and 12 blocks (Post-LN and Pre-LN, same
-seeds, same batch of held-out text); one backward pass; the Frobenius norm of the loss gradient over each block's
+seeds, same large batch of held-out text, so the gradient is close to its expectation); one backward pass; the Frobenius norm of the loss gradient over each block's
 FFN weights (W_in, W_out, the weights Xiong et al.'s analysis follows). Its growth from the first to the last block
 is read from a log-linear fit over layers.
 Part (b), training: 6-block models trained with Adam (betas 0.9, 0.98), no gradient clipping, at two learning rates
@@ -66,6 +66,7 @@ class Config:
     max_len: int = 32
     batch_size: int = 32
     n_train: int = 8192
+    grad_batch: int = 256  # sequences in the batch whose gradient is measured at initialisation
     workers: int = 2
 
 
@@ -80,12 +81,12 @@ def _model(placement: str, n_layers: int, d_model: int, n_heads: int, max_len: i
                                          d_vocab=vocab, n_ctx=max_len, norm_placement=placement, seed=seed))
 
 
-def init_gradients(placement: str, n_layers: int, d_model: int, n_heads: int, max_len: int, batch_size: int,
+def init_gradients(placement: str, n_layers: int, d_model: int, n_heads: int, max_len: int, grad_batch: int,
                    seed: int) -> list[dict]:
     """One row per block: the FFN weight-gradient norm at initialisation."""
     cpu = time.process_time()
     model = _model(placement, n_layers, d_model, n_heads, max_len, seed)
-    batch = _arch.batch_of(_arch.text_windows(batch_size, max_len, max_len, 100 + seed, "eval"), batch_size)
+    batch = _arch.batch_of(_arch.text_windows(grad_batch, max_len, max_len, 100 + seed, "eval"), grad_batch)
     norms = _arch.block_grad_norms(model, batch, ("mlp.W_in", "mlp.W_out"))
     cpu = time.process_time() - cpu
     return [{"layer": i, "grad_norm": g, "cpu_s": cpu / len(norms)} for i, g in enumerate(norms)]
@@ -110,10 +111,11 @@ def run(part: str, **kw) -> dict | list[dict]:
 
 
 def experiment(cfg: Config) -> Outcome:
-    shape = dict(d_model=cfg.d_model, n_heads=cfg.n_heads, max_len=cfg.max_len, batch_size=cfg.batch_size)
-    init = [dict(part="init", placement=p, n_layers=d, **shape) for p in ("post", "pre") for d in cfg.depths]
+    shape = dict(d_model=cfg.d_model, n_heads=cfg.n_heads, max_len=cfg.max_len)
+    init = [dict(part="init", placement=p, n_layers=d, grad_batch=cfg.grad_batch, **shape) for p in ("post", "pre")
+            for d in cfg.depths]
     train = [dict(part="train", placement=p, lr=lr, warmup=w, n_layers=cfg.train_layers, steps=cfg.steps,
-                  warmup_fraction=cfg.warmup_fraction, n_train=cfg.n_train, **shape)
+                  warmup_fraction=cfg.warmup_fraction, n_train=cfg.n_train, batch_size=cfg.batch_size, **shape)
              for p in ("post", "pre") for lr in cfg.lrs for w in (True, False)]
     table = grid(run, train + init, cfg.seeds, desc="post_ln", workers=cfg.workers)
     summary = {"runs that diverged": int(table["diverged"].fillna(False).sum()),
@@ -176,7 +178,7 @@ STUDY = Study(
     claims=CLAIMS,
     config=CONFIG,
     quick=Config(seeds=(0,), depths=(6, 12), lrs=(1e-3, 1e-2), steps=4, d_model=16, n_heads=2, max_len=8,
-                 batch_size=8, n_train=64, workers=1),
+                 batch_size=8, n_train=64, grad_batch=8, workers=1),
     experiment=experiment,
     verdicts=verdicts,
     figures=figures,

@@ -7,7 +7,7 @@ gradients, converges faster and can be made deeper (He et al. 2016).
 Character-level pre-norm language models of 2, 6 and 12 blocks, with and without residual connections
 (`residual=False`: each sublayer's output replaces the stream instead of being added to it), the same width, steps,
 learning rate, batches and seeds. At initialisation: the loss gradient's norm over each block's weights from one
-backward pass on held-out text, and the ratio of the first block's to the last block's, the share of the gradient
+backward pass on a large batch of held-out text, and the ratio of the first block's to the last block's, the share of the gradient
 that reaches the bottom of the stack. After training: the held-out loss, compared with a unigram model (the
 cross-entropy of predicting each character by its frequency, which needs no context): the share of the residual
 model's gain over the unigram model that the model without residuals achieves at the same depth.
@@ -58,6 +58,7 @@ class Config:
     lr: float = 1e-3
     batch_size: int = 32
     n_train: int = 8192
+    grad_batch: int = 256  # sequences in the batch whose gradient is measured at initialisation
     workers: int = 2
 
 
@@ -75,15 +76,15 @@ def unigram_loss(train, held_out, vocab: int) -> float:
 
 
 def run(residual: bool, n_layers: int, d_model: int, n_heads: int, max_len: int, steps: int, lr: float,
-        batch_size: int, n_train: int, seed: int) -> dict:
+        batch_size: int, n_train: int, grad_batch: int, seed: int) -> dict:
     cpu = time.process_time()
     _, vocab = _arch.corpus()
     model = Transformer(TransformerConfig(arch="decoder", n_layers=n_layers, d_model=d_model, n_heads=n_heads,
                                           d_vocab=vocab, n_ctx=max_len, residual=residual, seed=seed))
     train = _arch.text_windows(n_train, max_len, max_len, 1)
     held_out = _arch.text_windows(512, max_len, max_len, 2, "eval")
-    probe_batch = _arch.text_windows(batch_size, max_len, max_len, 100 + seed, "eval")
-    norms = _arch.block_grad_norms(model, _arch.batch_of(probe_batch, batch_size), BLOCK_WEIGHTS)
+    probe_batch = _arch.text_windows(grad_batch, max_len, max_len, 100 + seed, "eval")
+    norms = _arch.block_grad_norms(model, _arch.batch_of(probe_batch, grad_batch), BLOCK_WEIGHTS)
     _, diverged = _arch.fit(model, train, None, steps, lr, seed, batch_size, warmup=max(1, steps // 20),
                             schedule="cosine")
     loss = math.log(vocab) if diverged else _arch.loss_and_accuracy(model, held_out)[0]
@@ -94,7 +95,7 @@ def run(residual: bool, n_layers: int, d_model: int, n_heads: int, max_len: int,
 
 def experiment(cfg: Config) -> Outcome:
     shape = dict(d_model=cfg.d_model, n_heads=cfg.n_heads, max_len=cfg.max_len, steps=cfg.steps, lr=cfg.lr,
-                 batch_size=cfg.batch_size, n_train=cfg.n_train)
+                 batch_size=cfg.batch_size, n_train=cfg.n_train, grad_batch=cfg.grad_batch)
     variants = [dict(residual=r, n_layers=d, **shape) for d in sorted(cfg.depths, reverse=True) for r in (True, False)]
     table = grid(run, variants, cfg.seeds, desc="residual", workers=cfg.workers)
     summary = {"runs that diverged (scored as a uniform prediction)": int(table["diverged"].sum()),
@@ -150,7 +151,7 @@ STUDY = Study(
     claims=CLAIMS,
     config=CONFIG,
     quick=Config(seeds=(0,), depths=(2, 6, 12), d_model=16, n_heads=2, max_len=8, steps=3, batch_size=8, n_train=64,
-                 workers=1),
+                 grad_batch=8, workers=1),
     experiment=experiment,
     verdicts=verdicts,
     figures=figures,
