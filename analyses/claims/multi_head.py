@@ -9,12 +9,15 @@ it needs the first token and the previous token at once, two different attention
 split into 1, 2, 4 or 8 heads (d_head = d_model / h); everything else (FFN, steps, learning rate, batches, seeds) is
 equal. Parameter count and matrix-multiply FLOPs of a forward pass (`torch.utils.flop_counter`, on the explicit
 attention path so the score and value products count) are measured for each h; the measure of success is held-out
-accuracy. A single head is not strictly unable to do the task: with unequal weights on the two tokens its average
+accuracy. Also recorded: the first logged step whose training loss is below half of a uniform guess's, and through
+`hook_pattern` the attention queries put on the first and on the previous position (the head that puts the most on
+each; with one head, the same head). A single head is not strictly unable to do the task: with unequal weights on the two tokens its average
 still carries both, so the question is whether it learns to within the budget the others get.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,19 +75,34 @@ def cost(model: Transformer, tokens: torch.Tensor) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters()), counter.get_total_flops()
 
 
+@torch.no_grad()
+def first_and_previous(model: Transformer, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per head: mean attention of queries t >= 2 on the first position and on position t - 1."""
+    _, cache = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_pattern")
+    pattern = cache["blocks.0.attn.hook_pattern"][:, :, 2:]  # [batch head query>=2 key]
+    first = pattern[..., 0].mean((0, 2))
+    previous = pattern.diagonal(offset=1, dim1=-2, dim2=-1).mean((0, 2))  # query t (row t-2) on key t-1
+    return first, previous
+
+
 def run(n_heads: int, d_model: int, n_symbols: int, length: int, steps: int, lr: float, batch_size: int,
         n_train: int, seed: int) -> dict:
     cpu = time.process_time()
     model = _model(n_heads, d_model, n_symbols, length, seed)
     held_out = _arch.two_tokens(1024, n_symbols, length, 2)
     n_params, flops = cost(model, held_out.tensors["tokens"][:1])
-    _, diverged = _arch.fit(model, _arch.two_tokens(n_train, n_symbols, length, 1), None, steps, lr, seed,
-                            batch_size, warmup=max(1, steps // 20), schedule="cosine")
+    trainer, diverged = _arch.fit(model, _arch.two_tokens(n_train, n_symbols, length, 1), None, steps, lr, seed,
+                                  batch_size, warmup=max(1, steps // 20), schedule="cosine", log_every=10)
     if diverged:
         raise RuntimeError(f"n_heads={n_heads} seed={seed}: the loss became non-finite")
     loss, acc = _arch.loss_and_accuracy(model, held_out, 1024)
+    first, previous = first_and_previous(model.eval(), held_out.tensors["tokens"][:256])
+    threshold = 0.5 * math.log(n_symbols)
     return {"d_head": d_model // n_heads, "n_params": n_params, "flops": flops, "final_loss": loss,
-            "accuracy": acc, "cpu_s": time.process_time() - cpu}
+            "accuracy": acc, "steps_to_half_uniform_loss": _arch.first_step_below(_arch.logged_losses(trainer),
+                                                                                  threshold, steps),
+            "attn_first": float(first.max()), "attn_previous": float(previous.max()),
+            "cpu_s": time.process_time() - cpu}
 
 
 def experiment(cfg: Config) -> Outcome:
@@ -120,15 +138,18 @@ def figures(outcome: Outcome, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     table = outcome.table
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for _, rows in table.groupby("seed"):
-        ax.plot(rows["n_heads"], rows["accuracy"], "o", color="C0", alpha=0.5)
-    mean = table.groupby("n_heads")["accuracy"].mean()
-    ax.plot(mean.index, mean.values, "-", color="C0", label="mean over seeds")
-    ax.set(xscale="log", xlabel="heads (same d_model)", ylabel="held-out accuracy", ylim=(0, 1.02),
-           title="f(first token, previous token) in one block")
-    ax.set_xticks(list(mean.index), [str(h) for h in mean.index])
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    means = table.groupby("n_heads")[["accuracy", "attn_first", "attn_previous"]].mean()
+    axes[0].plot(table["n_heads"], table["accuracy"], "o", color="C0", alpha=0.5)
+    axes[0].plot(means.index, means["accuracy"], "-", color="C0", label="mean over seeds")
+    axes[0].set(ylabel="held-out accuracy", ylim=(0, 1.02), title="f(first token, previous token) in one block")
+    axes[1].plot(means.index, means["attn_first"], "o-", label="on the first position")
+    axes[1].plot(means.index, means["attn_previous"], "o-", label="on the previous position")
+    axes[1].set(ylabel="mean attention (the head most on it)", ylim=(0, 1.02), title="what the heads attend to")
+    for ax in axes:
+        ax.set(xscale="log", xlabel="heads (same d_model)")
+        ax.set_xticks(list(means.index), [str(h) for h in means.index])
+        ax.legend()
     return _arch.save_figure(fig, out_dir, "multi_head")
 
 

@@ -38,3 +38,14 @@ def test_cost_counts_parameters_and_the_attention_matmuls():
 def test_quick_run(tmp_path):
     result = quick_run(multi_head.STUDY, tmp_path, {"n_heads", "d_head", "n_params", "flops", "accuracy"})
     assert sorted(result.table["n_heads"]) == [1, 2, 4, 8]
+
+
+def test_first_and_previous_read_the_pattern():
+    model = multi_head._model(2, 16, 8, 5, seed=0)
+    pattern = torch.zeros(1, 2, 5, 5)
+    pattern[0, 0, :, 0] = 1.0  # head 0: the first position
+    pattern[0, 1, 0, 0] = 1.0
+    pattern[0, 1, torch.arange(1, 5), torch.arange(0, 4)] = 1.0  # head 1: the previous position
+    model.blocks[0].attn.hook_pattern.add_hook(lambda t, hook: pattern, is_permanent=True)
+    first, previous = multi_head.first_and_previous(model, torch.zeros(1, 5, dtype=torch.long))
+    assert first.tolist() == [1.0, 0.0] and previous.tolist() == [0.0, 1.0]
