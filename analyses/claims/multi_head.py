@@ -1,18 +1,18 @@
 """Several heads beat one at equal width and cost.
 
-Seeds 001 §12 and 003 #1, #6 say multi-head attention lets each head attend to different positions or features,
-like a CNN's channels: a single head's view is limited, several heads see several patterns at once, and splitting
-d_model into h heads of d_model / h dimensions costs no more than one wide head.
+Seeds 001 §12 and 003 #1, #6 say multi-head attention lets each head attend to different positions or features, like
+a CNN's channels: a single head's view is limited, several heads see several patterns at once, and splitting d_model
+into h heads of d_model / h dimensions costs no more than one wide head.
 
 A one-block decoder (with its FFN) must output f(x_0, x_{t-1}) at every position t >= 2, for a fixed random table f:
-it needs the first token and the previous token at once, two different attention patterns. The same d_model is
-split into 1, 2, 4 or 8 heads (d_head = d_model / h); everything else (FFN, steps, learning rate, batches, seeds) is
-equal. Parameter count and matrix-multiply FLOPs of a forward pass (`torch.utils.flop_counter`, on the explicit
-attention path so the score and value products count) are measured for each h; the measure of success is held-out
-accuracy. Also recorded: the first logged step whose training loss is below half of a uniform guess's, and through
+it needs the first token and the previous token at once, two different attention patterns. The same d_model is split
+into 1, 2, 4 or 8 heads (d_head = d_model / h); everything else (FFN, steps, learning rate, batches, seeds) is equal.
+Parameter count and matrix-multiply FLOPs of a forward pass (`torch.utils.flop_counter`, on the explicit attention
+path so the score and value products count) are measured for each h; the measure of success is held-out accuracy.
+Also recorded: the first logged step whose training loss is below half of a uniform guess's, and through
 `hook_pattern` the attention queries put on the first and on the previous position (the head that puts the most on
-each; with one head, the same head). A single head is not strictly unable to do the task: with unequal weights on the two tokens its average
-still carries both, so the question is whether it learns to within the budget the others get.
+each; with one head, the same head). A single head is not strictly unable to do the task: with unequal weights on the
+two tokens its average still carries both, so the question is whether it learns to within the budget the others get.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ gradients, converges faster and can be made deeper (He et al. 2016).
 Character-level pre-norm language models of 2, 6 and 12 blocks, with and without residual connections
 (`residual=False`: each sublayer's output replaces the stream instead of being added to it), the same width, steps,
 learning rate, batches and seeds. At initialisation: the loss gradient's norm over each block's weights from one
-backward pass on a large batch of held-out text, and the ratio of the first block's to the last block's, the share of the gradient
-that reaches the bottom of the stack. After training: the held-out loss, compared with a unigram model (the
-cross-entropy of predicting each character by its frequency, which needs no context): the share of the residual
+backward pass on a large batch of held-out text, and the ratio of the first block's to the last block's, the share of
+the gradient that reaches the bottom of the stack. After training: the held-out loss, compared with a unigram model
+(the cross-entropy of predicting each character by its frequency, which needs no context): the share of the residual
 model's gain over the unigram model that the model without residuals achieves at the same depth.
 """
 
