@@ -9,11 +9,12 @@ across layers, and that Post-LN therefore needs a learning-rate warmup where Pre
 Part (a), at initialisation: character-level language models of 6 and 12 blocks (Post-LN and Pre-LN, same seeds, same
 large batch of held-out text, so the gradient is close to its expectation); one backward pass; the Frobenius norm of
 the loss gradient over each block's FFN weights (W_in, W_out, the weights Xiong et al.'s analysis follows). Its
-growth from the first to the last block is read from a log-linear fit over layers. Part (b), training: 6-block models
-trained with Adam (betas 0.9, 0.98), no gradient clipping, at two learning rates (a usual one and a ten times larger
-one), with a linear warmup over the first tenth of the steps or none, and a constant rate otherwise; the same steps,
-batches and seeds for every variant. The measure is the held-out loss at the end. A run whose loss becomes non-finite
-stops and is scored with the loss of a uniform prediction, log(vocab).
+growth from the first to the last block is read from a log-linear fit over layers.
+
+Part (b), training: 6-block models trained with Adam (betas 0.9, 0.98), no gradient clipping, at two learning rates
+(a usual one and a ten times larger one), with a linear warmup over the first tenth of the steps or none, and a
+constant rate otherwise; the same steps, batches and seeds for every variant. The measure is the held-out loss at the
+end. A run whose loss becomes non-finite stops and is scored with the loss of a uniform prediction, log(vocab).
 """
 
 from __future__ import annotations
