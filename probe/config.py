@@ -20,12 +20,12 @@ from probe.ops.feature_maps import FEATURE_MAPS
 
 ARCHS = ("decoder", "encoder", "encoder_decoder")
 ACT_FNS = ("relu", "gelu", "gelu_new", "silu", "linear")
-NORMS = ("LN", "RMS", None)
+NORMS = ("LN", "RMS", "BN", None)
 NORM_PLACEMENTS = ("pre", "post")
 POSITIONAL = ("sinusoidal", "learned", "rotary", "none")
 HEADS = ("lm", "classifier", "token")
 POOLS = ("cls", "mean")
-ATTENTIONS = ("softmax", "linear")
+ATTENTIONS = ("softmax", "linear", "additive")
 UPDATE_RULES = ("sum", "delta")
 
 
@@ -200,6 +200,9 @@ class TransformerConfig(BlockConfig):
     tie_embed: bool = False
     unembed_bias: bool = True  # False: b_U is a fixed zero buffer (GPT-2 and Llama have no lm_head bias)
     use_attn_scale: bool = True  # divide scores by sqrt(d_head)
+    residual: bool = True  # False: blocks without residual connections (x -> f(norm(x)) / norm(f(x)))
+    tie_qk: bool = False  # W_K = W_Q and b_K = b_Q (a symmetric QK circuit)
+    causal_mask: bool = True  # False: a decoder whose self-attention sees every position (generate: use_cache=False)
     dropout: float = 0.0
     head: str = "lm"  # lm (per-token logits over d_vocab_out) | classifier (one per sequence) | token
     pool: str = "cls"  # classifier pooling: first token or mean over unpadded tokens
@@ -286,8 +289,23 @@ class TransformerConfig(BlockConfig):
                 raise ValueError(f"{name}={value} must be in [0, d_vocab={self.d_vocab})")
         if self.default_prepend_bos and self.bos_token_id is None:
             raise ValueError("default_prepend_bos=True needs bos_token_id (the token to_tokens prepends)")
-        if self.attention == "linear" and self.update_rule == "delta" and self.arch != "decoder":
-            raise ValueError("update_rule='delta' is a causal recurrence: it needs arch='decoder'")
+        if self.attention == "linear" and self.update_rule == "delta" and (self.arch != "decoder" or
+                                                                          not self.causal_mask):
+            raise ValueError("update_rule='delta' is a causal recurrence: it needs arch='decoder' and causal_mask=True")
+        if self.attention == "additive":
+            bad = [why for why, refused in (
+                ("use_attn_scale=True (additive scores are not scaled: set use_attn_scale=False)", self.use_attn_scale),
+                ("arch='encoder_decoder' (its cross-attention is dot-product)", self.arch == "encoder_decoder"),
+                ("positional_embedding_type='rotary' (rotary acts on dot products)",
+                 self.positional_embedding_type == "rotary"),
+            ) if refused]
+            if bad:
+                raise ValueError("attention='additive' does not combine with " + "; ".join(bad))
+        if self.tie_qk and self.n_key_value_heads not in (None, self.n_heads):
+            raise ValueError(f"tie_qk=True needs as many key heads as query heads (n_key_value_heads="
+                             f"{self.n_key_value_heads}, n_heads={self.n_heads})")
+        if not self.causal_mask and self.arch != "decoder":
+            raise ValueError(f"causal_mask=False removes a decoder's mask: it needs arch='decoder' (got {self.arch!r})")
         if self.tokenizer_name is not None:
             refuse("tokenizer_name", self.tokenizer_name, "probe never loads a tokenizer by name (no network); "
                    "pass one to Transformer(cfg, tokenizer=...)")
@@ -296,6 +314,10 @@ class TransformerConfig(BlockConfig):
                 torch.device(self.device)
             except RuntimeError as e:
                 raise ValueError(f"device={self.device!r} is not a torch device ({e})") from None
+
+    @property
+    def attention_dir(self) -> str:
+        return "causal" if self.arch == "decoder" and self.causal_mask else "bidirectional"
 
     @property
     def n_params(self) -> int:

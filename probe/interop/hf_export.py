@@ -18,7 +18,7 @@ def decoder_problems(model: Transformer) -> list[str]:
         raise TypeError(f"model must be a probe.Transformer, got {type(model).__name__}")
     cfg, bad = model.cfg, []
     expected = {"arch": "decoder", "head": "lm", "attention": "softmax", "norm_placement": "pre", "final_norm": True,
-                "short_conv": 0}
+                "short_conv": 0, "residual": True, "causal_mask": True}
     bad += [f"{k}={getattr(cfg, k)!r} (needs {v!r})" for k, v in expected.items() if getattr(cfg, k) != v]
     if cfg.d_vocab_out != cfg.d_vocab:
         bad.append(f"d_vocab_out={cfg.d_vocab_out} != d_vocab={cfg.d_vocab} (the LM head predicts the input vocab)")

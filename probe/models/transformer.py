@@ -17,7 +17,7 @@ from probe.config import TransformerConfig
 from probe.hooked import HookedModel, HookPoint, check_return_type, init_generator, output
 from probe.nn.block import TransformerBlock
 from probe.nn.embed import Embed, Unembed
-from probe.nn.norm import make_final_norm, make_norm
+from probe.nn.norm import apply_norm, make_final_norm, make_norm
 from probe.nn.positional import make_pos_embed
 from probe.ops.loss import cross_entropy, mask_padding, next_token_labels
 
@@ -43,7 +43,7 @@ class Transformer(HookedModel):
                 TransformerBlock(cfg, i, causal=True, cross=True, generator=gen) for i in range(cfg.n_decoder_layers)
             )
         else:
-            causal = cfg.arch == "decoder"
+            causal = cfg.arch == "decoder" and cfg.causal_mask
             self.blocks = nn.ModuleList(
                 TransformerBlock(cfg, i, causal=causal, generator=gen) for i in range(cfg.n_layers))
         self.ln_final = make_final_norm(cfg)
@@ -104,9 +104,8 @@ class Transformer(HookedModel):
         """Encoder-decoder: the encoder's output (after its final norm)."""
         self.check_tokens(src, "src")
         mask = self._padding(src_mask, src.shape, "src_mask")
-        return self.encoder_ln_final(
-            self._run(self.encoder, self._embed(src, self.hook_embed, self.hook_pos_embed), mask)
-        )
+        resid = self._run(self.encoder, self._embed(src, self.hook_embed, self.hook_pos_embed), mask)
+        return apply_norm(self.encoder_ln_final, resid, mask)
 
     def _pool(self, resid: Tensor, mask: Tensor | None) -> Tensor:
         if self.cfg.pool == "cls":
@@ -153,7 +152,7 @@ class Transformer(HookedModel):
             self.check_tokens(tokens, offset=offset)
             mask = self._padding(attention_mask, (tokens.shape[0], offset + tokens.shape[1]), "attention_mask")
             resid = self._embed(tokens, self.hook_embed, self.hook_pos_embed, offset)
-            resid = self.ln_final(self._run(self.blocks, resid, mask, caches))
+            resid = apply_norm(self.ln_final, self._run(self.blocks, resid, mask, caches), mask)
             if self.cfg.head == "classifier":
                 resid = self._pool(resid, mask)
             logits = self.unembed(resid)
@@ -201,6 +200,9 @@ class Transformer(HookedModel):
             raise ValueError("generate() needs arch='decoder' or 'encoder_decoder'; an encoder does not generate")
         if self.cfg.head != "lm":
             raise ValueError(f"generate() needs head='lm' (got head={self.cfg.head!r}); a classifier does not generate")
+        if use_cache and not self.cfg.causal_mask:
+            raise ValueError("a decoder with causal_mask=False recomputes every position at every step "
+                             "(earlier positions see later ones): call generate(..., use_cache=False)")
         if self.cfg.arch == "encoder_decoder":
             if self.cfg.bos_token_id is None:
                 raise ValueError("encoder-decoder generation needs cfg.bos_token_id")

@@ -45,7 +45,8 @@ def attention_mask(
 class HeadProjections(AttentionWeights, nn.Module):
     """Per-head query, key, value and output weights in TransformerLens' layout, shared by softmax and linear
     attention: W_Q [head d_model d_head], W_K/W_V [kv_head d_model d_head], W_O [head d_head d_model], their biases,
-    the views `OV` / `QK`, and the hooks on q [batch pos head d_head], k and v [batch pos kv_head d_head]."""
+    the views `OV` / `QK`, and the hooks on q [batch pos head d_head], k and v [batch pos kv_head d_head]. With
+    `tie_qk`, W_K and b_K are W_Q and b_Q (003 #2 asks why Q and K have separate weights)."""
 
     def __init__(self, cfg, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -64,6 +65,8 @@ class HeadProjections(AttentionWeights, nn.Module):
         self.hook_q = HookPoint()  # [batch pos head d_head]
         self.hook_k = HookPoint()  # [batch pos kv_head d_head]
         self.hook_v = HookPoint()  # [batch pos kv_head d_head]
+        if getattr(cfg, "tie_qk", False):  # one parameter under both names: the QK circuit W_Q W_Q^T is symmetric
+            self.W_K, self.b_K = self.W_Q, self.b_Q
 
     def project(self, x: Float[Tensor, "batch pos d_model"], names: str) -> list[Tensor]:
         """Project x with the weights named by `names` ("qkv", "q" or "kv") in a single matmul."""
@@ -134,7 +137,10 @@ class Attention(HeadProjections):
             z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=fused_causal, scale=self.scale,
                                                enable_gqa=gqa)
             z = rearrange(z, "b h p e -> b p h e")
-        z = self.hook_z(z)
+        return self.output(self.hook_z(z))
+
+    def output(self, z: Float[Tensor, "batch pos head d_head"]) -> Float[Tensor, "batch pos d_model"]:
+        """The heads' outputs through W_O, summed; per head (`hook_result`) only when that hook is on."""
         if is_hooked(self.hook_result):  # per-head outputs, as a [b p h d] view of one [h (b p) d] bmm
             per_head = torch.bmm(rearrange(z, "b p h e -> h (b p) e"), self.W_O)
             result = self.hook_result(rearrange(per_head, "h (b p) d -> b p h d", b=z.shape[0]))

@@ -2,6 +2,9 @@
 
 post (Vaswani et al. 2017, the figure):  r_mid = LN1(r + Attn(r));         r_out = LN2(r_mid + MLP(r_mid))
 pre  (Xiong et al. 2020; most code):     r_mid = r + Attn(LN1(r));         r_out = r_mid + MLP(LN2(r_mid))
+`residual=False` drops the skip connections (r_mid = Attn(LN1(r)) or LN1(Attn(r)), and so on; 001 §14 asks why
+they are there). A BatchNorm (`normalization_type="BN"`) gets the key padding mask, so padding stays out of its
+statistics.
 A decoder block of an encoder-decoder adds cross-attention on the encoder output between the two, with its own norm
 `ln_cross`, writing `hook_cross_attn_out` and `hook_resid_mid_cross`.
 """
@@ -13,9 +16,10 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from probe.hooked import HookPoint
+from probe.nn.additive_attention import AdditiveAttention
 from probe.nn.attention import Attention
 from probe.nn.mlp import MLP
-from probe.nn.norm import make_norm
+from probe.nn.norm import apply_norm, make_norm
 from probe.nn.short_conv import ShortConv
 
 
@@ -24,6 +28,8 @@ def make_attention(cfg, causal: bool, cross: bool = False, generator: torch.Gene
         from probe.nn.linear_attention import LinearAttention
 
         return LinearAttention(cfg, causal, cross, generator)
+    if getattr(cfg, "attention", "softmax") == "additive":
+        return AdditiveAttention(cfg, causal, generator)
     return Attention(cfg, causal, cross, generator)
 
 
@@ -32,6 +38,7 @@ class TransformerBlock(nn.Module):
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.layer, self.pre = layer, cfg.norm_placement == "pre"
+        self.residual = getattr(cfg, "residual", True)
         self.attn_only = cfg.attn_only
         self.ln1 = make_norm(cfg)
         self.attn = make_attention(cfg, causal, generator=generator)
@@ -54,11 +61,13 @@ class TransformerBlock(nn.Module):
             self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def sublayer(self, resid: Tensor, norm: nn.Module, fn, hook: HookPoint) -> Tensor:
-        """resid + f(norm(resid)) (pre) or norm(resid + f(resid)) (post)."""
+    def sublayer(self, resid: Tensor, norm: nn.Module, fn, hook: HookPoint, mask: Tensor | None) -> Tensor:
+        """resid + f(norm(resid)) (pre) or norm(resid + f(resid)) (post); without residuals f(norm(resid)) or
+        norm(f(resid)). `mask` (the key padding mask) keeps padding out of a BatchNorm's statistics."""
+        skip = resid if self.residual else 0.0
         if self.pre:
-            return resid + self.dropout(hook(fn(norm(resid))))
-        return norm(resid + self.dropout(hook(fn(resid))))
+            return skip + self.dropout(hook(fn(apply_norm(norm, resid, mask))))
+        return apply_norm(norm, skip + self.dropout(hook(fn(resid))), mask)
 
     def conv(self, x: Tensor, key_padding_mask: Tensor | None, cache: dict | None) -> Tensor:
         """The short convolution (if any) before the mixer; padded positions enter it as zeros, as in its
@@ -83,7 +92,7 @@ class TransformerBlock(nn.Module):
         def mix(x: Tensor) -> Tensor:
             return self.attn(self.conv(x, key_padding_mask, cache), key_padding_mask=key_padding_mask, cache=self_cache)
 
-        resid = self.sublayer(resid, self.ln1, mix, self.hook_attn_out)
+        resid = self.sublayer(resid, self.ln1, mix, self.hook_attn_out, key_padding_mask)
         resid = self.hook_resid_mid(resid)
         if self.cross:
             cross_cache = cache.setdefault("cross", {}) if cache is not None else None
@@ -92,8 +101,9 @@ class TransformerBlock(nn.Module):
                 self.ln_cross,
                 lambda x: self.cross_attn(x, encoder_out, key_padding_mask=encoder_mask, cache=cross_cache),
                 self.hook_cross_attn_out,
+                key_padding_mask,
             )
             resid = self.hook_resid_mid_cross(resid)
         if not self.attn_only:
-            resid = self.sublayer(resid, self.ln2, self.mlp, self.hook_mlp_out)
+            resid = self.sublayer(resid, self.ln2, self.mlp, self.hook_mlp_out, key_padding_mask)
         return self.hook_resid_post(resid)

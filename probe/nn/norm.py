@@ -1,4 +1,5 @@
-"""Normalisation layers with TransformerLens' hooks: LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019).
+"""Normalisation layers with TransformerLens' hooks: LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019);
+BatchNorm lives in `probe.nn.batch_norm`.
 
 `hook_scale` [batch pos 1] is the divisor, `hook_normalized` the normalised vector before the affine map, as in
 TransformerLens, so `ActivationCache.apply_ln_to_stack` works. When neither hook is active, the fused kernel runs.
@@ -12,6 +13,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from probe.hooked import HookPoint, is_hooked
+from probe.nn.batch_norm import BatchNorm
 
 
 class LayerNorm(nn.Module):
@@ -48,12 +50,14 @@ class RMSNorm(nn.Module):
 
 
 def make_norm(cfg, kind: str | None = "cfg") -> nn.Module:
-    """LN, RMS, or the identity for None; `kind` defaults to `cfg.normalization_type`."""
+    """LN, RMS, BN (`probe.nn.batch_norm`), or the identity for None; `kind` defaults to `cfg.normalization_type`."""
     kind = cfg.normalization_type if kind == "cfg" else kind
     if kind == "LN":
         return LayerNorm(cfg.d_model, cfg.eps)
     if kind == "RMS":
         return RMSNorm(cfg.d_model, cfg.eps)
+    if kind == "BN":
+        return BatchNorm(cfg.d_model, cfg.eps)
     return nn.Identity()
 
 
@@ -62,3 +66,10 @@ def make_final_norm(cfg) -> nn.Module:
     if not cfg.has_final_norm:
         return nn.Identity()
     return make_norm(cfg, "RMS" if cfg.final_rms else cfg.normalization_type)
+
+
+def apply_norm(norm: nn.Module, x: Tensor, key_padding_mask: Tensor | None) -> Tensor:
+    """`norm(x)`; BatchNorm also gets the padding mask, which keeps padded positions out of its statistics."""
+    if getattr(norm, "takes_padding_mask", False):
+        return norm(x, key_padding_mask)
+    return norm(x)

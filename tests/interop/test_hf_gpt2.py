@@ -30,6 +30,7 @@ CONFIGS = {
     "sinusoidal_unscaled_relu": {"positional_embedding_type": "sinusoidal", "use_attn_scale": False,
                                  "scale_embed": True, "act_fn": "relu"},
     "no_positions_silu": {"positional_embedding_type": "none", "act_fn": "silu", "eps": 1e-6},
+    "tied_qk": {"tie_qk": True},  # exported as equal q and k weights
 }
 
 
@@ -81,6 +82,10 @@ def test_import_of_a_native_gpt2_keeps_logits():
         ({"gated_mlp": True}, "gated_mlp"),
         ({"n_key_value_heads": 1}, "n_key_value_heads"),
         ({"final_rms": True}, "final_rms"),
+        ({"normalization_type": "BN"}, "normalization_type"),
+        ({"residual": False}, "residual"),
+        ({"causal_mask": False}, "causal_mask"),
+        ({"attention": "additive", "use_attn_scale": False}, "attention"),
     ],
 )
 def test_refuses_configs_gpt2_cannot_express(kw, field):

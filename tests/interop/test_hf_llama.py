@@ -52,6 +52,10 @@ def test_greedy_generation_agrees(kw):
         ({**LLAMA, "final_norm": False}, "final_norm"),
         ({**LLAMA, "unembed_bias": True}, "b_U"),
         ({**LLAMA, "head": "classifier", "pool": "mean"}, "head"),
+        ({**LLAMA, "residual": False}, "residual"),
+        ({**LLAMA, "causal_mask": False}, "causal_mask"),
+        ({"normalization_type": "BN", "positional_embedding_type": "rotary"}, "normalization_type"),
+        ({"normalization_type": "RMS", "attention": "additive", "use_attn_scale": False}, "attention"),
     ],
 )
 def test_refuses_configs_llama_cannot_express(kw, field):

@@ -37,6 +37,7 @@ def test_refuses_what_hf_cannot_express():
         ({"gated_mlp": True}, "gated_mlp"),
         ({"n_key_value_heads": 1}, "n_key_value_heads"),
         ({"final_rms": True}, "final_rms"),
+        ({"normalization_type": "BN"}, "normalization_type"),
     ]:
         with pytest.raises(ValueError, match=field):
             vit_to_hf(ViT(ViTConfig(**{**CFG, **change})))

@@ -177,7 +177,13 @@ def test_bad_input_gives_clear_errors():
         (dict(d_model=30, n_heads=4), "d_model=30"),
         (dict(n_ctx=0), "n_ctx"),
         (dict(arch="seq2seq"), "arch"),
-        (dict(normalization_type="BN"), "normalization_type"),
+        (dict(normalization_type="GroupNorm"), "normalization_type"),
+        (dict(causal_mask=False, arch="encoder"), "causal_mask"),
+        (dict(attention="additive"), "use_attn_scale"),
+        (dict(attention="additive", use_attn_scale=False, arch="encoder_decoder"), "encoder_decoder"),
+        (dict(attention="additive", use_attn_scale=False, positional_embedding_type="rotary"), "rotary"),
+        (dict(tie_qk=True, n_key_value_heads=2), "tie_qk"),
+        (dict(attention="linear", update_rule="delta", causal_mask=False), "causal_mask"),
         (dict(positional_embedding_type="alibi"), "positional_embedding_type"),
         (dict(positional_embedding_type="rotary", rotary_dim=3), "rotary_dim"),
         (dict(head="classifier"), "head"),
@@ -212,6 +218,8 @@ configs = st.fixed_dictionaries(
         positional_embedding_type=st.sampled_from(["sinusoidal", "learned", "rotary", "none"]),
         tie_embed=st.booleans(),
         scale_embed=st.booleans(),
+        residual=st.booleans(),
+        tie_qk=st.booleans(),
     )
 )
 
@@ -259,3 +267,30 @@ def test_decoder_classifier_mean_pools_causal_states_and_refuses_first_token_poo
         TransformerConfig(head="token")
     with pytest.raises(ValueError, match="a classifier does not generate"):
         model.generate(tokens, 2)
+
+
+def test_decoder_without_its_causal_mask_sees_the_future_and_generates_without_a_cache():
+    model = small(causal_mask=False)
+    assert model.cfg.attention_dir == "bidirectional" and small().cfg.attention_dir == "causal"
+    tokens = torch.randint(0, 23, (2, 10))
+    changed = tokens.clone()
+    changed[:, 7] = (changed[:, 7] + 1) % 23
+    assert (model(tokens)[:, :7] - model(changed)[:, :7]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="use_cache=False"):
+        model.generate(tokens[:, :3], max_new_tokens=2)
+    out = model.generate(tokens[:, :3], max_new_tokens=4, use_cache=False)
+    assert out.shape == (2, 7) and torch.equal(out[:, :3], tokens[:, :3])
+    assert out[:, 3].tolist() == model(tokens[:, :3])[:, -1].argmax(-1).tolist()
+
+
+def test_tied_qk_survives_a_checkpoint_round_trip(tmp_path):
+    import probe
+
+    model = small(tie_qk=True, seed=0)
+    with torch.no_grad():
+        model.blocks[0].attn.W_Q.add_(1.0)
+    model.save(tmp_path / "m")
+    back = probe.load(tmp_path / "m")
+    assert back.blocks[0].attn.W_K is back.blocks[0].attn.W_Q
+    tokens = torch.randint(0, 23, (1, 6))
+    torch.testing.assert_close(back(tokens), model(tokens))
