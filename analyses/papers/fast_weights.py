@@ -184,8 +184,8 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
     ax = worst.plot.bar(logy=True, figsize=(9, 4), rot=30)
     for tol in TOL.values():
         ax.axhline(tol, linestyle=":", color="k", linewidth=0.8)
-    ax.set(ylabel="largest |difference| (outputs, gradients)", title="Forms and views of linear attention agree "
-           "(worst over forms, lengths, chunks, seeds; dotted: tolerances)")
+    ax.set(ylabel="largest |difference| (outputs, gradients)")
+    ax.set_title("Forms and views agree (worst over forms, lengths, chunks, seeds; dotted: tolerances)", fontsize=10)
     ax.figure.tight_layout()
     paths.append(out / "equivalence.png")
     ax.figure.savefig(paths[1], dpi=110)

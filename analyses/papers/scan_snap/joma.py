@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyses.papers.scan_snap._text import train_text
+from analyses.papers.scan_snap._text import TextTraining, train_text
 from probe.study import Claim, Outcome, Study, grid, judge, main, not_measured, per_seed
 
 SOURCE = "Tian et al. 2023, JoMA (arXiv 2310.00535)"
@@ -35,18 +35,10 @@ TAIL = 3  # records averaged into the curve's end
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(TextTraining):
+    steps: int = 2000
     acts: tuple[str, ...] = ("relu", "linear")
     lr: float = 1.0
-    momentum: float = 0.9
-    clip: float = 1.0
-    steps: int = 2000
-    batch: int = 32
-    n_ctx: int = 32
-    d_model: int = 32
-    records: int = 20
-    source: str = "builtin"
-    seeds: tuple[int, ...] = (0, 1, 2)
 
 
 def fall_rise(curve: list[float], tail: int = TAIL) -> dict:
@@ -59,8 +51,7 @@ def fall_rise(curve: list[float], tail: int = TAIL) -> dict:
 
 
 def run_one(act: str, seed: int, cfg: Config) -> dict:
-    rec = train_text(1, cfg.lr, cfg.steps, cfg.batch, cfg.n_ctx, cfg.d_model, seed, act_fn=act,
-                     every=max(1, cfg.steps // cfg.records), source=cfg.source, momentum=cfg.momentum, clip=cfg.clip)
+    rec = train_text(1, cfg.lr, seed, cfg, act_fn=act)
     diverged = rec["diverged_at"] is not None
     curve = rec["entropy"][0]
     stats = dict.fromkeys(fall_rise([0.0]), math.nan) if diverged else fall_rise(curve)

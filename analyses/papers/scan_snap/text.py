@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from analyses.papers.scan_snap._common import SOURCE
-from analyses.papers.scan_snap._text import train_text
+from analyses.papers.scan_snap._text import TextTraining, train_text
 from probe.study import Claim, Outcome, Study, grid, judge, main, not_measured, per_seed
 
 CLAIMS = (
@@ -40,18 +40,9 @@ TAIL = 0.25
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(TextTraining):
     depths: tuple[int, ...] = (1, 3)
     lrs: tuple[float, ...] = (0.05, 0.2, 0.5)
-    momentum: float = 0.9
-    clip: float = 1.0
-    steps: int = 600
-    batch: int = 32
-    n_ctx: int = 32
-    d_model: int = 32
-    records: int = 20
-    source: str = "builtin"
-    seeds: tuple[int, ...] = (0, 1, 2)
 
 
 def curve_stats(entropy: list[float], tail: float = TAIL) -> dict:
@@ -63,8 +54,7 @@ def curve_stats(entropy: list[float], tail: float = TAIL) -> dict:
 
 
 def run_one(n_layers: int, lr: float, seed: int, cfg: Config) -> list[dict]:
-    rec = train_text(n_layers, lr, cfg.steps, cfg.batch, cfg.n_ctx, cfg.d_model, seed,
-                     every=max(1, cfg.steps // cfg.records), source=cfg.source, momentum=cfg.momentum, clip=cfg.clip)
+    rec = train_text(n_layers, lr, seed, cfg)
     diverged = rec["diverged_at"] is not None
     rows = []
     for layer, curve in enumerate(rec["entropy"]):

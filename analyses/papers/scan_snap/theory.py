@@ -1,5 +1,5 @@
 """The theorems of Scan and Snap (Tian et al. 2023, arXiv 2305.16380) against measured runs of the reparameterised
-model on the Figure-4 data (two query tokens, one next token each, zero init, eta_Z = 1), over a grid of eta_Y.
+model on the Figure-4 data (two query tokens, one next token each, zero init), over a grid of eta_Y at fixed eta_Z.
 
 - Theorem 2 (scan): z_{m,l} rises for the distinct tokens of n and falls for the common tokens. Measured as the
   fraction of distinct (common) tokens whose z rose (fell) from init to the last iteration, with the reference's

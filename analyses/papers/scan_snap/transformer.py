@@ -127,8 +127,9 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
         steps = g["curves"].iloc[0]["step"]
         for ax, key in zip(axes, ("distinct_mass", "common_mass", "speed")):
             ax.plot(steps, np.mean([c[key] for c in g["curves"]], 0), label=f"eta_Y/eta_Z = {ratio:g}")
-            ax.set(title=key.replace("_", " ") + " (query position, mean over seeds)", xlabel="step")
+            ax.set(title=key.replace("_", " "), xlabel="step")
     axes[0].legend(fontsize=7)
+    fig.suptitle("The query position's attention per class (mean over seeds)", fontsize=10)
     fig.tight_layout()
     path = out / "transformer_attention.png"
     fig.savefig(path, dpi=100)

@@ -14,6 +14,14 @@ def outcomes(verdicts) -> dict[str, str]:
     return {v.claim.id: v.outcome for v in verdicts}
 
 
+def check_flips(verdicts, sweep, claim: str, breaks) -> None:
+    """Every claim holds on `sweep([{}] * 3)`; `breaks` (the changes that refute `claim`) refutes it when applied to
+    every seed and leaves it inconclusive when applied to one seed of three."""
+    assert set(outcomes(verdicts(sweep([{}] * 3))).values()) == {"supported"}
+    assert outcomes(verdicts(sweep([breaks] * 3)))[claim] == "refuted"
+    assert outcomes(verdicts(sweep([breaks, {}, {}])))[claim] == "inconclusive"
+
+
 def check_quick(study: Study, tmp_path, columns: Iterable[str], rows: int | None = None,
                 figures: Sequence[str] = ()) -> pd.DataFrame:
     """Run the study's quick configuration into tmp_path and check what the pipeline wrote (not the science)."""

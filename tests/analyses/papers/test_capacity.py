@@ -9,7 +9,7 @@ import torch
 
 from analyses.papers.capacity import SOLVED, STUDY, Config, Retrieval, d_phi, default_S, sample, train_one, verdicts
 from probe.ops.linear_attention import causal_linear_attention
-from tests.analyses.papers.helpers import check_quick, outcomes
+from tests.analyses.papers.helpers import check_flips, check_quick
 
 OK, BAD = 1e-4, 0.2
 HOLDS = {  # (setting, method, rule, S) -> best loss, at d_key = 16: every claim holds
@@ -46,9 +46,7 @@ def sweep(changes_per_seed):
 @pytest.mark.parametrize("claim", list(BREAKS))
 def test_verdicts(claim):
     """Every claim holds on HOLDS; each break refutes its claim in every seed, and makes it inconclusive in one."""
-    assert set(outcomes(verdicts(sweep([{}] * 3))).values()) == {"supported"}
-    assert outcomes(verdicts(sweep([BREAKS[claim]] * 3)))[claim] == "refuted"
-    assert outcomes(verdicts(sweep([BREAKS[claim], {}, {}])))[claim] == "inconclusive"
+    check_flips(verdicts, sweep, claim, BREAKS[claim])
 
 
 def test_sample_targets_are_the_value_at_the_last_occurrence():

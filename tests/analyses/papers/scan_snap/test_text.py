@@ -1,12 +1,13 @@
 """papers.scan_snap.text: curve statistics and divergence detection, its verdicts on hand-made tables, and the
 --quick pipeline."""
 
+import dataclasses
 import math
 
 import pandas as pd
 import pytest
 
-from analyses.papers.scan_snap._text import train_text
+from analyses.papers.scan_snap._text import TextTraining, train_text
 from analyses.papers.scan_snap.text import STUDY, curve_stats, verdicts
 from tests.analyses.papers.helpers import check_quick, outcomes
 
@@ -69,9 +70,10 @@ def test_curve_stats():
 
 
 def test_a_diverging_run_is_marked_not_dropped():
-    rec = train_text(1, lr=1e12, steps=4, batch=2, n_ctx=16, d_model=16, seed=0, every=1, clip=None)
+    tiny = TextTraining(steps=4, batch=2, n_ctx=16, d_model=16, records=4, clip=None)
+    rec = train_text(1, lr=1e12, seed=0, cfg=tiny)
     assert rec["diverged_at"] is not None and 1 <= rec["diverged_at"] <= 4
-    ok = train_text(1, lr=0.1, steps=2, batch=2, n_ctx=16, d_model=16, seed=0, every=1)
+    ok = train_text(1, lr=0.1, seed=0, cfg=dataclasses.replace(tiny, steps=2, records=2, clip=1.0))
     assert ok["diverged_at"] is None and ok["step"] == [0, 1, 2] and len(ok["entropy"]) == 1
 
 
