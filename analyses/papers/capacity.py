@@ -58,7 +58,8 @@ CLAIMS = (
     Claim("small_S_solved", "Sum-rule linear attention with a deterministic feature map (elu+1, DPFP) retrieves "
           "perfectly at small S", SOURCE,
           "fraction of the deterministic maps whose best eval loss at the smallest S reaches 0.001", ">=", 1.0),
-    Claim("fails_at_2_d_phi", "... and fails once S reaches twice its feature dimension d_phi", SOURCE,
+    Claim("fails_at_2_d_phi", "A deterministic feature map fails once S reaches twice its feature dimension d_phi",
+          SOURCE,
           "smallest best eval loss of the deterministic maps at S = 2 d_phi", ">", SOLVED),
     Claim("larger_d_phi_lower_loss", "Where a map fails, the next larger map (in d_phi) has the lower loss", SOURCE,
           "mean over adjacent deterministic maps and the S where the smaller fails of log10(best loss of the "
@@ -66,8 +67,9 @@ CLAIMS = (
     Claim("capacity_grows", "The largest solved S does not shrink as d_phi grows", SOURCE,
           "smallest, over adjacent deterministic maps, largest solved S of the larger map minus of the smaller",
           ">=", 0.0),
-    Claim("favor_fails", "FAVOR+'s random features solve no S >= d_phi / 2 (the authors' logs: loss 0.13 at S = 20 "
-          "with m = 64)", SOURCE, "smallest best eval loss of FAVOR+ at S >= d_phi / 2", ">", SOLVED),
+    Claim("favor_fails", "FAVOR+'s random features solve no S >= d_phi / 2",
+          f"{SOURCE}; the authors' logs (ischlag/fast-weight-transformers, synthetic/)",
+          "smallest best eval loss of FAVOR+ at S >= d_phi / 2", ">", SOLVED),
     Claim("favor_more_features", "More random features lower FAVOR+'s loss", SOURCE,
           "mean over the S where FAVOR+ with the smaller m fails of log10(its best loss / best loss with the larger "
           "m)", ">", 0.0),

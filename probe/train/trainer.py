@@ -299,8 +299,8 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
-        """Ask `fit` to stop after the current step (a callback's early stopping): the step's callbacks finish,
-        then the loop logs, evaluates, saves and calls `on_end` as after its last step."""
+        """Ask `fit` to stop after the current step (a callback's early stopping; at step 0, before the first): the
+        step's callbacks finish, then the loop logs, evaluates, saves and calls `on_end` as after its last step."""
         if not isinstance(reason, str) or not reason:
             raise ValueError(f"request_stop needs a reason (a non-empty string), got {reason!r}")
         self.stop_reason = reason
@@ -350,6 +350,9 @@ class Trainer:
 
         try:
             for step in range(self.step, cfg.steps):
+                if self.stop_reason is not None:  # asked before the first step
+                    self._log({"step": self.step, "event": "stop", "reason": self.stop_reason})
+                    break
                 self._seed_step(step)
                 factor = self.schedule(step)
                 for group in opt.param_groups:

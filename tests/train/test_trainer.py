@@ -249,6 +249,9 @@ def test_a_callback_can_stop_training_early(tmp_path):
     assert trainer.losses()[-1] == pytest.approx(uninterrupted.losses()[2])  # step 3 alone
     with pytest.raises(ValueError, match="reason"):
         trainer.request_stop("")
+    before = Trainer(tiny_decoder(), induction_data(), None, cfg, callbacks=[StopAt(0)])
+    before.fit()
+    assert before.step == 0 and before.losses() == [] and before.history[0]["event"] == "stop"
 
 
 def test_early_stopping_at_a_target_or_a_plateau():
