@@ -1,4 +1,4 @@
-"""Scan-and-Snap Figure-6 grid: batched sweep (probe.ops.scan_snap_sweep.sweep) against the same runs one by one.
+"""Scan-and-Snap Figure-6 grid: batched sweep (probe.train.scan_snap_sweep.sweep) against the same runs one by one.
 
 The grid of Tian et al. 2023 (num_last {1,3,5,10} x eta_Z {0.5,1,2,3} x ratio {1,2,5,10} x 10 seeds, 100 iterations,
 batch 128, L = 128, default init) runs once batched and once as a Python loop of `train_one` (the hooked model,
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from analyses.scan_snap.figure6 import ETA_Z, NUM_LAST, RATIO, grid_specs
-from probe.ops.scan_snap_sweep import sweep, train_one
+from analyses.papers.scan_snap.figure6 import Config, grid, spec
+from probe.train.scan_snap_sweep import sweep, train_one
 
 
 def main() -> None:
@@ -36,10 +36,9 @@ def main() -> None:
     )
     parser.add_argument("--out", default="benchmarks/results/scan_snap_sweep.json")
     args = parser.parse_args()
-    if args.quick:
-        specs, iters, batch = grid_specs((1, 3), (1.0, 3.0), (1.0, 10.0), 2), 10, 32
-    else:
-        specs, iters, batch = grid_specs(NUM_LAST, ETA_Z, RATIO, 10), 100, 128
+    cfg = Config(num_last=(1, 3), eta_z=(1.0, 3.0), ratios=(1.0, 10.0), iters=10, batch=32, seeds=(1, 2)) \
+        if args.quick else Config()
+    specs, iters, batch = [spec(v, cfg.init) for v in grid(cfg)], cfg.iters, cfg.batch
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     res = sweep(specs, iters, batch, device=args.device, progress=True)

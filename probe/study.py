@@ -6,7 +6,8 @@ A study has four parts, kept apart:
    and the prediction, a comparison of that quantity against a bound (`Claim(..., quantity="...", op=">", bound=0.5)`).
 2. An experiment: `grid(fn, variants, seeds)` calls `fn(**variant, seed=seed)` for every (variant, seed) and
    collects what it returns into a tidy `pandas.DataFrame`, one row per run, with the run's wall time.
-3. A verdict: a pure function of that table returning `Verdict`s, each made by `judge(claim, values)`. The estimate
+3. A verdict: a pure function of that table returning `Verdict`s, each made by `judge(claim, values)` from
+   per-seed values the table helpers pick out (`select`, `column`, `paired`, `per_seed`). The estimate
    is the mean over seeds with a 95% interval (Student's t by default; a percentile bootstrap, or the range of a
    measurement without sampling noise). **supported** when the whole interval lies on the predicted side of the
    bound, **refuted** when it lies wholly on the other side, **inconclusive** when it straddles the bound (a single
@@ -153,6 +154,7 @@ class Verdict:
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
         d = dict(d)
         d["claim"] = Claim(**d["claim"])
+        d["estimate"] = math.nan if d["estimate"] is None else d["estimate"]  # not measured (JSON has no NaN)
         d["low"] = -math.inf if d["low"] is None else d["low"]
         d["high"] = math.inf if d["high"] is None else d["high"]
         d["rows"], d["values"] = tuple(d.get("rows", ())), tuple(d.get("values", ()))
@@ -173,6 +175,12 @@ def judge(claim: Claim, values: Values, rows: Sequence[int] = (), method: str = 
     outcome = "supported" if lo_ok and hi_ok else "refuted" if not (lo_ok or hi_ok) else "inconclusive"
     vals = tuple(float(v) for v in np.asarray(values, dtype=float).ravel())
     return Verdict(claim, outcome, estimate, low, high, len(vals), method, tuple(int(r) for r in rows), level, vals)
+
+
+def not_measured(claim: Claim, rows: Sequence[int] = ()) -> Verdict:
+    """The verdict on a claim that the table holds no measurement of (e.g. every run it needs diverged, or no variant
+    reaches the regime it is about): inconclusive, with n = 0 and no estimate."""
+    return Verdict(claim, "inconclusive", math.nan, -math.inf, math.inf, 0, "t", tuple(int(r) for r in rows))
 
 
 # ---- table helpers for verdict functions ----------------------------------------------------------------------------
@@ -219,6 +227,23 @@ def paired(table: pd.DataFrame, metric: str, a: Mapping[str, Any], b: Mapping[st
     values = va - vb if how == "diff" else va / vb
     rows = [int(i) for i in select(table, **a).index] + [int(i) for i in select(table, **b).index]
     return values, rows
+
+
+def per_seed(table: pd.DataFrame, metric: str, how: str | Callable[[np.ndarray], float] = "mean",
+             **where: Any) -> tuple[np.ndarray, list[int]]:
+    """One value per seed: `metric` over the rows matching `where`, aggregated within each seed by `how` ("mean",
+    "median", "min", "max", "sum", or a function of the seed's values, e.g. the fraction below a threshold). Returns
+    the values ordered by seed and every row used."""
+    rows = select(table, **where)
+    if metric not in rows.columns:
+        raise KeyError(f"table has no column {metric!r}; columns: {list(table.columns)}")
+    if isinstance(how, str):
+        if how not in ("mean", "median", "min", "max", "sum"):
+            raise ValueError(f"how={how!r} is not 'mean', 'median', 'min', 'max', 'sum' or a function")
+        values = rows.groupby("seed")[metric].agg(how)
+    else:
+        values = rows.groupby("seed")[metric].apply(lambda x: float(how(x.to_numpy(dtype=float))))
+    return values.sort_index().to_numpy(dtype=float), [int(i) for i in rows.index]
 
 
 # ---- 2. experiments ---------------------------------------------------------------------------------------------

@@ -14,12 +14,15 @@ from probe.study import (
     Outcome,
     Study,
     Verdict,
+    _jsonable,
     column,
     grid,
     interval,
     judge,
+    not_measured,
     paired,
     parse_overrides,
+    per_seed,
     read_result,
     run,
     select,
@@ -95,6 +98,13 @@ def test_claim_validation():
     assert GT.prediction == "loss(B) - loss(A) > 0.5"
 
 
+def test_a_claim_without_measurements_is_inconclusive_with_n_0():
+    v = not_measured(GT, rows=[3])
+    assert v.outcome == "inconclusive" and v.n == 0 and v.rows == (3,) and math.isnan(v.estimate)
+    back = Verdict.from_dict(json.loads(json.dumps(_jsonable(v.to_dict()))))
+    assert back.outcome == "inconclusive" and math.isnan(back.estimate) and back.low == -math.inf
+
+
 def test_verdict_round_trips_through_json():
     v = judge(GT, [0.9])  # infinite interval
     back = Verdict.from_dict(json.loads(json.dumps(v.to_dict())))
@@ -129,6 +139,19 @@ def test_paired_difference_and_ratio_match_seeds():
         paired(TABLE.drop(index=3), "loss", {"variant": "b"}, {"variant": "a"})
     with pytest.raises(ValueError, match="several rows per seed"):
         paired(pd.concat([TABLE, TABLE]), "loss", {"variant": "b"}, {"variant": "a"})
+
+
+def test_per_seed_aggregates_within_each_seed():
+    t = pd.DataFrame({"seed": [1, 0, 1, 0, 0], "n": [4, 4, 8, 8, 8], "loss": [1.0, 2.0, 3.0, 6.0, 7.0]})
+    assert per_seed(t, "loss", "min")[0].tolist() == [2.0, 1.0]
+    assert per_seed(t, "loss", "max", n=8)[0].tolist() == [7.0, 3.0]
+    values, rows = per_seed(t, "loss", lambda x: (x > 2.5).mean())
+    assert values.tolist() == pytest.approx([2 / 3, 0.5]) and sorted(rows) == [0, 1, 2, 3, 4]
+    assert per_seed(t, "loss", "median", n=8)[0].tolist() == [6.5, 3.0]
+    with pytest.raises(ValueError, match="how='mode'"):
+        per_seed(t, "loss", "mode")
+    with pytest.raises(KeyError, match="no column 'acc'"):
+        per_seed(t, "acc")
 
 
 def measure(width, seed, layers=1):

@@ -13,7 +13,7 @@ from apps import lib
 from probe.data.scan_snap import ScanSnapData
 from probe.models.scan_snap import ScanSnapModel, class_attention, distinct_entropy
 from probe.models.scan_snap_config import ScanSnapConfig
-from probe.ops.scan_snap_sweep import data_generator
+from probe.train.scan_snap_sweep import data_generator
 
 st.title("Scan & Snap replay")
 st.caption("Tian et al. 2023, *Scan and Snap*: a 1-layer Transformer first attends to common tokens, then scans "
@@ -31,7 +31,7 @@ def token_names(cfg: ScanSnapConfig) -> list[str]:
 @st.cache_resource(show_spinner="reading the trajectory ...")
 def replay(path: str, stamp: float) -> dict:
     """c_{l|n} [ratio step class token] and the distinct-token entropy [ratio step] of a saved trajectory."""
-    from analyses.scan_snap.trajectory import load_trajectory
+    from analyses.papers.scan_snap.trajectory import load_trajectory
 
     tensors, meta, cfg = load_trajectory(path)
     data = ScanSnapData(cfg)
@@ -61,8 +61,9 @@ path = lib.checkpoints_root() / "scan_snap_trajectory"
 have = (path / "trajectory.safetensors").is_file() and (path / "meta.json").is_file()
 cfg = None
 if not have:
-    st.info(f"No Scan-and-Snap trajectory at {path}. Make it with `python -m analyses.scan_snap trajectory` "
-            "(writes trajectory.safetensors + meta.json), or train a small run below.")
+    st.info(f"No Scan-and-Snap trajectory at {path}. Make it with `python -m analyses run "
+            f"papers.scan_snap.trajectory --set save_to={path}` (writes trajectory.safetensors + meta.json), or train "
+            "a small run below.")
 else:
     r = replay(str(path), max(f.stat().st_mtime for f in path.iterdir()))
     meta, cfg, steps = r["meta"], r["cfg"], r["meta"]["steps"]

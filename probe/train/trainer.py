@@ -16,6 +16,9 @@ the one loss of `probe.ops.loss` (padded targets never count).
 
 Layout of `out_dir`: the final checkpoint is `out_dir` itself (`probe.load(out_dir)`), step checkpoints are
 `out_dir/step-N`, the log is `out_dir/metrics.jsonl`.
+
+A callback can end training early with `trainer.request_stop(reason)` (`probe.train.EarlyStopping` does, at a
+target value or a plateau of a measured quantity); the loop then finishes as after its last step.
 """
 
 from __future__ import annotations
@@ -202,6 +205,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.last_loss: float | None = None
         self.last_good_checkpoint: Path | None = None
+        self.stop_reason: str | None = None  # set by `request_stop`
         self.log_path = Path(cfg.log_file) if cfg.log_file else (
             Path(cfg.out_dir) / "metrics.jsonl" if cfg.out_dir else None)
         if resume_from is not None:
@@ -294,6 +298,13 @@ class Trainer:
         self.last_good_checkpoint = path
 
     # ---- the loop -----------------------------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Ask `fit` to stop after the current step (a callback's early stopping; at step 0, before the first): the
+        step's callbacks finish, then the loop logs, evaluates, saves and calls `on_end` as after its last step."""
+        if not isinstance(reason, str) or not reason:
+            raise ValueError(f"request_stop needs a reason (a non-empty string), got {reason!r}")
+        self.stop_reason = reason
+
     def _seed_step(self, step: int) -> None:
         # the generators themselves: torch.manual_seed visits every backend and costs ~0.5 ms
         seed = (self.cfg.seed * 1_000_003 + self.dist.rank) * 1_000_003 + step
@@ -323,8 +334,25 @@ class Trainer:
             self._run_callbacks(0)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and self.dist.is_main),
                    desc="train", dynamic_ncols=True)
+
+        def log_train() -> None:  # the mean training loss of the steps since the last record
+            nonlocal n_since, tokens_since, t_last
+            self._check_finite()
+            mean = distributed.mean_across(loss_sum / n_since, self.dist).item()
+            now = time.perf_counter()
+            self.last_loss = mean
+            self._log({"step": self.step, "loss": mean, "lr": opt.param_groups[0]["lr"],
+                       "grad_norm": float(grad_norm), "tokens_per_s": tokens_since / (now - t_last)})
+            bar.update(self.step - bar.n)
+            bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
+            loss_sum.zero_()
+            n_since, tokens_since, t_last = 0, 0, time.perf_counter()
+
         try:
             for step in range(self.step, cfg.steps):
+                if self.stop_reason is not None:  # asked before the first step
+                    self._log({"step": self.step, "event": "stop", "reason": self.stop_reason})
+                    break
                 self._seed_step(step)
                 factor = self.schedule(step)
                 for group in opt.param_groups:
@@ -351,22 +379,18 @@ class Trainer:
                 self.step = step + 1
                 last = self.step == cfg.steps
                 if self.step % cfg.log_every == 0 or last:
-                    self._check_finite()
-                    mean = distributed.mean_across(loss_sum / n_since, self.dist).item()
-                    now = time.perf_counter()
-                    self.last_loss = mean
-                    self._log({"step": self.step, "loss": mean, "lr": opt.param_groups[0]["lr"],
-                               "grad_norm": float(grad_norm), "tokens_per_s": tokens_since / (now - t_last)})
-                    bar.update(self.step - bar.n)
-                    bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
-                    loss_sum.zero_()
-                    n_since, tokens_since, t_last = 0, 0, time.perf_counter()
+                    log_train()
                 if self.eval_data is not None and cfg.eval_every and self.step % cfg.eval_every == 0 and not last:
                     self._check_finite()
                     self._log({"step": self.step, "eval_loss": self.evaluate()})
                 if cfg.out_dir and cfg.save_every and self.step % cfg.save_every == 0 and not last:
                     self.save()
                 self._run_callbacks(self.step, force=last)
+                if self.stop_reason is not None:
+                    if n_since:
+                        log_train()
+                    self._log({"step": self.step, "event": "stop", "reason": self.stop_reason})
+                    break
         finally:
             bar.close()
         if self.eval_data is not None:

@@ -56,7 +56,7 @@ def roots(tmp_path_factory) -> dict[str, Path]:
 
 
 def _build_roots(base: Path) -> dict[str, Path]:
-    from analyses.scan_snap.trajectory import run as scan_snap_trajectory
+    from analyses.papers.scan_snap.trajectory import make as scan_snap_trajectory
     from probe.data import synthetic
     from probe.models.cnn import CNN
     from probe.models.scan_snap import ScanSnapModel
@@ -76,7 +76,7 @@ def _build_roots(base: Path) -> dict[str, Path]:
     Transformer(_tiny()).save(ckpt / "broken")
     weights = ckpt / "broken" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8])  # truncated: probe.load must refuse it
-    scan_snap_trajectory(out=ckpt / "scan_snap_trajectory", quick=True)
+    scan_snap_trajectory(ckpt / "scan_snap_trajectory", quick=True)
 
     (runs / "alpha").mkdir(parents=True)
     (runs / "alpha" / "metrics.json").write_text(json.dumps({"accuracy": 0.875, "curve": [1, 2, 3]}))

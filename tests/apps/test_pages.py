@@ -162,7 +162,7 @@ def test_runs_browser(roots):
 
 
 def test_scan_snap_replay_matches_saved_trajectory(roots):
-    from analyses.scan_snap.trajectory import load_trajectory
+    from analyses.papers.scan_snap.trajectory import load_trajectory
     from probe.data.scan_snap import ScanSnapData
     from probe.models.scan_snap import class_attention
 
@@ -186,10 +186,10 @@ def test_scan_snap_replay_matches_saved_trajectory(roots):
 
 def test_scan_snap_train_button(roots):
     """The page's small run is the batched reference trainer's run (same init, data stream and SGD momentum)."""
-    from analyses.scan_snap.trajectory import load_trajectory
+    from analyses.papers.scan_snap.trajectory import load_trajectory
     from probe.data.scan_snap import ScanSnapData
     from probe.models.scan_snap import class_attention, distinct_entropy
-    from probe.ops.scan_snap_sweep import RunSpec, sweep
+    from probe.train.scan_snap_sweep import RunSpec, sweep
 
     at = page("scan_snap_replay")
     at.slider(key="train_iters").set_value(10)  # form widgets: their values travel with the submit

@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from probe.data import synthetic
-from probe.train import AttentionTrajectory, Callback, NonFiniteLossError, TrainConfig, Trainer, load_trajectory
+from probe.train import (
+    AttentionTrajectory,
+    Callback,
+    EarlyStopping,
+    NonFiniteLossError,
+    TrainConfig,
+    Trainer,
+    load_trajectory,
+)
 from probe.train.trainer import select_device, smoothed_loss
 from tests.train.helpers import induction_data, tiny_decoder
 
@@ -212,3 +220,56 @@ def test_compile_wiring_gives_the_same_losses():
     plain, compiled = losses(False), losses("eager")
     torch.testing.assert_close(torch.tensor(compiled.losses()), torch.tensor(plain.losses()))
     assert type(compiled.forward_model).__name__ == "OptimizedModule"
+
+
+class StopAt(Callback):
+    def __init__(self, at: int) -> None:
+        self.at, self.ended = at, False
+
+    def on_step(self, trainer, step):
+        if step == self.at:
+            trainer.request_stop("test")
+
+    def on_end(self, trainer):
+        self.ended = True
+
+
+def test_a_callback_can_stop_training_early(tmp_path):
+    stop = StopAt(3)
+    cfg = TrainConfig(steps=10, batch_size=8, lr=3e-3, log_every=2, progress=False, out_dir=str(tmp_path))
+    trainer = Trainer(tiny_decoder(), induction_data(), induction_data(16, seed=1), cfg, callbacks=[stop])
+    history = trainer.fit()
+    assert trainer.step == 3 and trainer.stop_reason == "test" and stop.ended
+    assert [r["step"] for r in history if "loss" in r] == [2, 3]  # the step since the last record is logged
+    assert {"step": 3, "event": "stop", "reason": "test"} in history and "eval_loss" in history[-1]
+    assert json.loads((tmp_path / "final" / "meta.json").read_text())["step"] == 3
+    uninterrupted = Trainer(tiny_decoder(), induction_data(), None,
+                            TrainConfig(steps=3, batch_size=8, lr=3e-3, log_every=1, progress=False))
+    uninterrupted.fit()
+    assert trainer.losses()[-1] == pytest.approx(uninterrupted.losses()[2])  # step 3 alone
+    with pytest.raises(ValueError, match="reason"):
+        trainer.request_stop("")
+    before = Trainer(tiny_decoder(), induction_data(), None, cfg, callbacks=[StopAt(0)])
+    before.fit()
+    assert before.step == 0 and before.losses() == [] and before.history[0]["event"] == "stop"
+
+
+def test_early_stopping_at_a_target_or_a_plateau():
+    def fit(values, **kw):
+        it = iter(values)
+        stop = EarlyStopping(lambda trainer: next(it), every=2, **kw)
+        trainer = Trainer(tiny_decoder(), induction_data(), None,
+                          TrainConfig(steps=20, batch_size=8, log_every=50, progress=False), callbacks=[stop])
+        trainer.fit()
+        return trainer, stop
+
+    trainer, stop = fit([0.5, 0.3, 0.05, 0.2], target=0.1, patience=5)  # measured at steps 2, 4, 6: 0.05 <= 0.1
+    assert trainer.step == 6 and stop.reason == "target" and stop.history == [(2, 0.5), (4, 0.3), (6, 0.05)]
+    trainer, stop = fit([0.5, 0.3, 0.4, 0.3, 0.35, 0.1], target=0.01, patience=3)  # no new best after 0.3
+    assert trainer.step == 10 and stop.reason == "plateau" and stop.best == 0.3
+    trainer, stop = fit([1.0 - i / 100 for i in range(10)], target=0.01, patience=3)  # improving: the budget
+    assert trainer.step == 20 and stop.reason is None and len(stop.history) == 10
+    with pytest.raises(ValueError, match="target, a patience"):
+        EarlyStopping(lambda t: 0.0, every=1)
+    with pytest.raises(ValueError, match="every=0"):
+        EarlyStopping(lambda t: 0.0, every=0, target=1.0)

@@ -1,5 +1,9 @@
 """Batched Scan-and-Snap training: many runs (seeds x learning rates x data settings) as one tensor program.
 
+This is training, not an op: it lives beside the Trainer, as the one documented exception to training through
+`probe.Trainer` (hundreds of tiny runs cost less as one batched program than as hundreds of Trainer loops;
+benchmarks/scan_snap_sweep.py measures the ratio).
+
 Tian et al. 2023 (arXiv 2305.16380) train `Model2` (see `probe.models.scan_snap`) with SGD, momentum 0.9, no weight
 decay, separate learning rates eta_Z and eta_Y. Here Z and Y of R runs are [R, M, M] tensors; the loss and its
 gradients are written in closed form (`scan_snap_grads`) and every step updates all runs at once with per-run
