@@ -14,6 +14,7 @@
   ||W_QK^h2 (W_OV^h1)|| / (||W_QK^h2|| ||W_OV^h1||) (Frobenius) for K-composition, and the Q and V analogues,
   computed with TransformerLens' `composition_scores` on the model's per-head factored circuits; and the same score
   for random Gaussian matrices of the same shapes (`random_composition_scores`), the paper's baseline.
+- `repeat_accuracy`: how often the model's top prediction is right on chosen (e.g. repeated) tokens.
 - `head_ablation_hooks`: mean- or zero-ablate chosen heads' outputs (`hook_z`) for `run_with_hooks`.
 """
 
@@ -117,6 +118,19 @@ def in_context_score(losses: Float[Tensor, "batch pos"], late: Bool[Tensor, "bat
         if not mask.any():
             raise ValueError(f"{name} selects no position")
     return (losses[late.bool()].mean() - losses[early.bool()].mean()).item()
+
+
+@torch.no_grad()
+def repeat_accuracy(model, tokens: Int[Tensor, "batch pos"], targets: Bool[Tensor, "batch pos"]) -> float:
+    """The fraction of `targets` (token positions, e.g. `RepeatedBlocks.repeat_targets`) that the model's argmax
+    predicts from the position before."""
+    _check_tokens(tokens)
+    if targets.shape != tokens.shape or not targets[:, 1:].any():
+        raise ValueError(f"targets must be a non-empty mask of the tokens' shape {tuple(tokens.shape)}")
+    device = next(model.parameters()).device
+    pred = model(tokens.to(device)).argmax(-1)[:, :-1].cpu()
+    keep = targets[:, 1:].cpu()
+    return (pred == tokens[:, 1:])[keep].float().mean().item()
 
 
 def _folded_weights(model) -> dict[str, Tensor]:

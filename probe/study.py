@@ -153,6 +153,7 @@ class Verdict:
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
         d = dict(d)
         d["claim"] = Claim(**d["claim"])
+        d["estimate"] = math.nan if d["estimate"] is None else d["estimate"]  # no data: NaN, written as null
         d["low"] = -math.inf if d["low"] is None else d["low"]
         d["high"] = math.inf if d["high"] is None else d["high"]
         d["rows"], d["values"] = tuple(d.get("rows", ())), tuple(d.get("values", ()))

@@ -183,24 +183,26 @@ class TrajectoryWriter:
         self.last_step = step
 
     def compact(self, max_bytes: int = 32 * 2**20) -> None:
-        """Merge consecutive shards into files of at most `max_bytes` each (a single larger record stays alone);
-        memory use is bounded by `max_bytes`."""
+        """Merge consecutive shards that hold the same measures into files of at most `max_bytes` each (a single
+        larger record stays alone; a measure recorded only now and then stays sparse); memory use is bounded by
+        `max_bytes`."""
         groups: list[list[Path]] = []
-        size = 0
+        size, keys = 0, None
         for f in _shard_files(self.root):
             n = f.stat().st_size
-            if groups and size + n <= max_bytes:
+            with safe_open(str(f), "pt") as h:
+                names = set(h.keys())
+            if groups and size + n <= max_bytes and names == keys:
                 groups[-1].append(f)
                 size += n
             else:
                 groups.append([f])
-                size = n
+                size, keys = n, names
         for group in groups:
             if len(group) == 1:
                 continue
             parts = [load_file(str(f)) for f in group]
-            names = set().union(*parts)
-            merged = {name: torch.cat([_column(p, name, self.measures) for p in parts]) for name in names}
+            merged = {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
             first, last = _shard_steps(group[0])[0], _shard_steps(group[-1])[1]
             _atomic(self.root / SHARDS / f"{first:09d}-{last:09d}.safetensors",
                     lambda p, merged=merged: save_file(merged, str(p)))

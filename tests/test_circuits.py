@@ -15,6 +15,7 @@ from probe.circuits import (
     in_context_score,
     prefix_matching_score,
     random_composition_scores,
+    repeat_accuracy,
     token_losses,
 )
 from probe.config import TransformerConfig
@@ -132,6 +133,18 @@ def test_random_baseline_is_a_score_of_random_matrices():
     assert random_composition_scores(64, 4, "K", n=200).mean() < s.mean()
     with pytest.raises(ValueError, match="d_head=0"):
         random_composition_scores(16, 0)
+
+
+def test_repeat_accuracy_counts_argmax_hits_on_the_targets():
+    model = model_with_tokenizer()
+    tokens = TOKENS
+    pred = model(tokens).argmax(-1)
+    targets = torch.zeros_like(tokens, dtype=torch.bool)
+    targets[0, 3], targets[1, 5] = True, True  # predicted from positions 2 and 4
+    expected = ((pred[0, 2] == tokens[0, 3]).float() + (pred[1, 4] == tokens[1, 5]).float()) / 2
+    assert repeat_accuracy(model, tokens, targets) == pytest.approx(expected.item())
+    with pytest.raises(ValueError, match="non-empty mask"):
+        repeat_accuracy(model, tokens, torch.zeros_like(targets))
 
 
 def test_head_ablation_hooks_zero_or_mean_the_chosen_heads():

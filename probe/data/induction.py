@@ -71,11 +71,11 @@ class RepeatedBlocks:
 
 
 def repeated_blocks(n: int, n_symbols: int = 32, min_block: int = 2, max_block: int = 16, length: int = 48,
-                    seed: int = 0, block_dist: str = "inverse") -> RepeatedBlocks:
+                    seed: int = 0, block_dist: str = "inverse", max_gap: int = 0) -> RepeatedBlocks:
     """`n` sequences of `length` tokens: bos, then pairs of copies of random blocks with lengths uniform in
     [min_block, max_block] (module docstring)."""
     for name, value, low in (("n", n, 1), ("n_symbols", n_symbols, 2), ("min_block", min_block, 2),
-                             ("max_block", max_block, 2), ("length", length, 5)):
+                             ("max_block", max_block, 2), ("length", length, 5), ("max_gap", max_gap, 0)):
         _check_int(name, value, low)
     if min_block > max_block:
         raise ValueError(f"min_block={min_block} must be <= max_block={max_block}")
@@ -89,18 +89,22 @@ def repeated_blocks(n: int, n_symbols: int = 32, min_block: int = 2, max_block: 
     lengths = torch.arange(min_block, max_block + 1)
     weights = 1.0 / lengths if block_dist == "inverse" else torch.ones(len(lengths))
     blocks = lengths[torch.multinomial(weights, n * n_pairs, replacement=True, generator=g)].view(n, n_pairs)
+    gaps = torch.randint(0, max_gap + 1, (n, n_pairs), generator=g)
     symbols = torch.randint(N_SPECIAL, N_SPECIAL + n_symbols, (n, length), generator=g)
-    starts = 1 + torch.cumsum(2 * blocks, 1) - 2 * blocks  # position of each pair's first token
+    sizes = 2 * blocks + gaps
+    starts = 1 + torch.cumsum(sizes, 1) - sizes  # position of each pair's first token
     pos = torch.arange(length).expand(n, length)
     pair = (torch.searchsorted(starts, pos.contiguous(), right=True) - 1).clamp(min=0)
-    block = blocks.gather(1, pair)
-    offset = pos - starts.gather(1, pair)  # position inside the pair, 0 .. 2B - 1
-    second = offset >= block
-    tokens = symbols.gather(1, torch.where(second, pos - block, pos))  # a second copy repeats its first
+    block, gap = blocks.gather(1, pair), gaps.gather(1, pair)
+    offset = pos - starts.gather(1, pair)  # position inside the pair, 0 .. 2B + G - 1
+    second = offset >= block + gap
+    in_gap = (offset >= block) & ~second
+    tokens = symbols.gather(1, torch.where(second, pos - block - gap, pos))  # a second copy repeats its first
     is_bos = pos == 0
     tokens = tokens.masked_fill(is_bos, BOS)
-    copy = torch.where(is_bos, 0, 1 + second.long())
-    index = torch.where(is_bos, 0, offset % block)
+    copy = torch.where(is_bos, 0, torch.where(in_gap, 3, 1 + second.long()))
+    index = torch.where(is_bos, 0, torch.where(second, offset - block - gap, torch.where(in_gap, offset - block,
+                                                                                         offset)))
     return RepeatedBlocks(tokens, copy, index, block.masked_fill(is_bos, 0))
 
 
