@@ -15,7 +15,7 @@ BAD_BLOCK_VALUES = [
     ("d_head", 0),
     ("n_heads", 0),
     ("act_fn", "tanh"),
-    ("normalization_type", "BN"),
+    ("normalization_type", "layer"),
     ("norm_placement", "middle"),
     ("dropout", 1.0),
     ("eps", 0.0),
