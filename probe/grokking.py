@@ -11,7 +11,7 @@ mechanistic interpretability", section 5.1), for any model trained on `probe.dat
   `key_frequencies` are the fewest frequencies holding a given share of the non-constant power.
 - `weight_norm`: the total sum of squared weights.
 - `phase_boundaries`: the three phases of training (memorisation, circuit formation, cleanup) from recorded curves,
-  by a fixed rule (below), and `first_step` for events such as "test accuracy reaches 0.99".
+  by the rule in its docstring, and `first_step` for events such as "test accuracy reaches 0.99".
 
 `ProgressMeasures(task, key_freqs)` bundles them as `fn(model, step) -> dict` (one forward over all pairs), the
 form `probe.train.recorder.Recorder(custom={"grokking": ProgressMeasures(...)})` records. The paper fixes the key
@@ -47,7 +47,7 @@ def cross_entropy(logits: Float[Tensor, "pair c"], answers: Int[Tensor, " pair"]
     return F.cross_entropy(logits.double(), answers).item()
 
 
-def restricted_loss(logits: Float[Tensor, "pair c"], answers: Int[Tensor, " pair"], key_freqs: Sequence[int],
+def restricted_loss(logits: Float[Tensor, "*pairs c"], answers: Int[Tensor, " pair"], key_freqs: Sequence[int],
                     ) -> float:
     """Cross-entropy over all pairs of the logits restricted to the constant and the key frequencies' sum
     directions cos(w_k(a + b)), sin(w_k(a + b))."""
@@ -55,7 +55,7 @@ def restricted_loss(logits: Float[Tensor, "pair c"], answers: Int[Tensor, " pair
     return cross_entropy(sum_projection(grid, [0, *key_freqs]).reshape(p * p, p), answers)
 
 
-def excluded_loss(logits: Float[Tensor, "pair c"], answers: Int[Tensor, " pair"], key_freqs: Sequence[int],
+def excluded_loss(logits: Float[Tensor, "*pairs c"], answers: Int[Tensor, " pair"], key_freqs: Sequence[int],
                   train_mask: Bool[Tensor, " pair"]) -> float:
     """Cross-entropy on the training pairs of the logits with the key frequencies' sum directions removed."""
     grid, p = _grid(logits, answers)

@@ -146,3 +146,12 @@ def test_phase_boundaries_of_runs_that_never_generalise_or_never_memorise_are_na
 def test_cleanup_starts_at_memorisation_when_the_test_loss_stays_below_chance():
     phases = phase_boundaries(STEPS, TRAIN_ACC, TEST_ACC, np.full(10, 1.0), p=13)
     assert phases["cleanup"] == phases["memorised"] == 200
+
+
+def test_losses_take_the_logits_as_a_grid_too():
+    logits, answers = trig_logits(P, [2, 5])
+    train = torch.arange(P * P) % 2 == 0
+    assert restricted_loss(logits.reshape(P, P, P), answers, [2]) == pytest.approx(
+        restricted_loss(logits, answers, [2]))
+    assert excluded_loss(logits.reshape(P, P, P), answers, [2], train) == pytest.approx(
+        excluded_loss(logits, answers, [2], train))

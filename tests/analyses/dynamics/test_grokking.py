@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from analyses.dynamics import grokking
+from probe.data.modular import modular_addition
+from probe.grokking import ProgressMeasures
 from probe.study import run
 
 # one row per seed; each claim's quantity per seed is, by the claims' definitions:
@@ -117,4 +119,10 @@ def test_quick_run_writes_the_report_and_the_recording(tmp_path):
     model = probe.load(tmp_path / "ckpt")
     assert model.cfg.d_vocab == cfg.p + 1 and (tmp_path / "ckpt" / "trajectory").is_dir()
     meta = probe.checkpoint.read_meta(tmp_path / "ckpt")
-    assert meta["key_freqs"] == [int(k) for k in t.key_freqs.iloc[0].split()]
+    keys = [int(k) for k in t.key_freqs.iloc[0].split()]
+    assert meta["key_freqs"] == keys and traj.meta["key_freqs"] == keys
+    # the last record's measures are those of the final (shipped) model
+    task = modular_addition(cfg.p, cfg.frac_train, seed=0)
+    final = ProgressMeasures(task, key_freqs=keys)(model, cfg.steps)
+    for name in ("test_loss", "restricted_loss", "excluded_loss", "weight_norm", "train_acc"):
+        assert traj[f"grokking.{name}"][-1].item() == pytest.approx(final[name], rel=1e-5)
