@@ -23,6 +23,10 @@ _EXPORTS = {
     "save": "probe.checkpoint",
     "Trainer": "probe.train.trainer",
     "TrainConfig": "probe.train.trainer",
+    "Recorder": "probe.train.recorder",
+    "load_trajectory": "probe.trajectory",
+    "Trajectory": "probe.trajectory",
+    "TrajectoryWriter": "probe.trajectory",
 }
 
 __all__ = sorted(_EXPORTS)

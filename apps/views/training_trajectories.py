@@ -1,5 +1,5 @@
-"""Training trajectories: attention patterns recorded during training by `probe.train.callbacks.AttentionTrajectory`
-(trajectory.safetensors + trajectory.json), step by step, beside the loss curve from the trainer's metrics.jsonl."""
+"""Training trajectories: attention patterns recorded during training by `probe.train.recorder.Recorder` (read with
+`probe.load_trajectory`), step by step, beside the loss curve from the trainer's metrics.jsonl."""
 
 import streamlit as st
 
@@ -10,7 +10,7 @@ roots = [lib.runs_root(), lib.checkpoints_root()]
 trajs = lib.list_trajectories(roots)
 if not trajs:
     st.info(f"No attention trajectories under {roots[0]} or {roots[1]}. Record one while training with "
-            "`probe train ... --trajectory-every N` (writes OUT/trajectory/) or the `AttentionTrajectory` callback "
+            "`probe train ... --trajectory-every N` (writes OUT/trajectory/) or the `Recorder` callback "
             "of probe.train.")
     st.stop()
 
@@ -24,23 +24,28 @@ def label(path) -> str:
 
 @st.cache_resource(show_spinner="reading the trajectory ...")
 def load(path: str, stamp: float) -> tuple[dict, dict]:
-    from probe.train.callbacks import load_trajectory
+    from probe.trajectory import load_trajectory
 
-    index, tensors = load_trajectory(path)
-    return index, {k: v.numpy() for k, v in tensors.items()}
+    traj = load_trajectory(path)
+    hooks = [n for n in traj.names if n.endswith("hook_pattern")]
+    index = {"steps": traj.steps.tolist(), "hooks": hooks, "every": traj.meta.get("recorder", {}).get("every"),
+             "loss": traj["loss"].tolist() if "loss" in traj else []}
+    tensors = {k: traj[k].float().numpy() for k in hooks}
+    tensors.update({f"probe.{k}": v.numpy() for k, v in traj.probe.items()})
+    return index, tensors
 
 
 labels = [label(t) for t in trajs]
 choice = st.selectbox("Trajectory", labels, key="trajectory")
 path = trajs[labels.index(choice)]
 try:
-    index, tensors = load(str(path), max(f.stat().st_mtime for f in path.iterdir() if f.is_file()))
+    index, tensors = load(str(path), max(f.stat().st_mtime for f in path.rglob("*") if f.is_file()))
 except (OSError, ValueError) as e:
     st.error(f"Could not read the trajectory in {path}: {e}")
     st.stop()
 steps, hooks = index["steps"], index["hooks"]
 if not steps or not hooks:
-    st.info(f"{path} holds no records yet.")
+    st.info(f"{path} holds no attention patterns" + ("." if steps else " (no records yet)."))
     st.stop()
 st.caption(f"`{path}`: {len(steps)} records every {index.get('every')} steps, hooks {', '.join(hooks)}.")
 
@@ -85,7 +90,7 @@ if log is not None:
         series["eval loss"] = ([r["step"] for r in evals], [r["eval_loss"] for r in evals])
     source = f"`{log}`"
 if not series:
-    known = [(s, x) for s, x in zip(steps, index.get("loss", [])) if x is not None]
+    known = [(s, x) for s, x in zip(steps, index.get("loss", [])) if x == x]  # NaN: no loss at that record
     if known:
         series["train loss (at records)"] = ([s for s, _ in known], [x for _, x in known])
     source = "the trajectory's own record of the last logged loss (no metrics.jsonl found)"

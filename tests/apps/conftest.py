@@ -63,7 +63,7 @@ def _build_roots(base: Path) -> dict[str, Path]:
     from probe.models.scan_snap_config import ScanSnapConfig
     from probe.models.transformer import Transformer
     from probe.models.vit import ViT
-    from probe.train.callbacks import AttentionTrajectory
+    from probe.train.recorder import Recorder
 
     ckpt, runs = base / "checkpoints", base / "runs"
     Transformer(_tiny()).save(ckpt / "dec", meta={"step": 7, "metrics": {"loss": 1.5}})
@@ -89,13 +89,13 @@ def _build_roots(base: Path) -> dict[str, Path]:
     (runs / "nested" / "sub" / "metrics.json").write_text(json.dumps({"nested_value": 42}))
 
     # a training run laid out as `probe train --trajectory-every 2` writes it: OUT/metrics.jsonl beside
-    # OUT/trajectory/, recorded by the real AttentionTrajectory callback (plain SGD here: torch.optim's first
+    # OUT/trajectory/, recorded by the real Recorder callback (plain SGD here: torch.optim's first
     # import costs seconds, and the Trainer itself is tested in tests/train)
-    fields = synthetic.task_model_fields("induction", n_symbols=8, block=4)
+    fields = synthetic.task_model_fields("induction", n_symbols=8, max_block=4, length=9)
     model = Transformer(TransformerConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32, seed=0, **fields))
-    data = synthetic.induction(64, n_symbols=8, block=4, seed=0)
+    data = synthetic.induction(64, n_symbols=8, max_block=4, length=9, seed=0)
     out = runs / "train_run"
-    traj = AttentionTrajectory(data[:2], out / "trajectory", every=2)
+    traj = Recorder(out / "trajectory", every=2, probe_batch=data[:2])
     trainer = SimpleNamespace(model=model, device=torch.device("cpu"), last_loss=None,
                               dist=SimpleNamespace(is_main=True))
     log = []

@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 from streamlit.testing.v1 import AppTest
 
 import probe
@@ -162,13 +161,15 @@ def test_runs_browser(roots):
 
 
 def test_scan_snap_replay_matches_saved_trajectory(roots):
-    from analyses.scan_snap.trajectory import load_trajectory
     from probe.data.scan_snap import ScanSnapData
     from probe.models.scan_snap import class_attention
+    from probe.models.scan_snap_config import ScanSnapConfig
+    from probe.trajectory import load_trajectory
 
     at = page("scan_snap_replay")
-    tensors, meta, cfg = load_trajectory(roots["checkpoints"] / "scan_snap_trajectory")
-    last = len(meta["steps"]) - 1
+    traj = load_trajectory(roots["checkpoints"] / "scan_snap_trajectory")
+    cfg, Z = ScanSnapConfig.from_dict(traj.meta["config"]), traj["Z"]  # Z: [step ratio M M]
+    last = len(traj.steps) - 1
     at.slider(key="iteration").set_value(last).run()
     assert not at.exception, at.exception
     fig = chart(at, "c_heatmap")
@@ -177,19 +178,20 @@ def test_scan_snap_replay_matches_saved_trajectory(roots):
     for r in range(2):
         c = z(fig, r)
         np.testing.assert_allclose(c.sum(1), 1.0, atol=1e-5)  # c_(l|n) is a distribution over context tokens
-        expected = class_attention(tensors["Z"][r, last], data.cond_prob(), data.query)[:, :n_ctx]
+        expected = class_attention(Z[last, r], data.cond_prob(), data.query)[:, :n_ctx]
         np.testing.assert_allclose(c, expected.numpy(), atol=1e-6)
     entropy = chart(at, "entropy")
     assert [t["name"] for t in entropy["data"]] == ["eta_Y/eta_Z = 1", "eta_Y/eta_Z = 10"]
-    assert len(entropy["data"][0]["y"]) == len(meta["steps"])
+    assert len(entropy["data"][0]["y"]) == len(traj.steps)
 
 
 def test_scan_snap_train_button(roots):
     """The page's small run is the batched reference trainer's run (same init, data stream and SGD momentum)."""
-    from analyses.scan_snap.trajectory import load_trajectory
     from probe.data.scan_snap import ScanSnapData
     from probe.models.scan_snap import class_attention, distinct_entropy
+    from probe.models.scan_snap_config import ScanSnapConfig
     from probe.ops.scan_snap_sweep import RunSpec, sweep
+    from probe.trajectory import load_trajectory
 
     at = page("scan_snap_replay")
     at.slider(key="train_iters").set_value(10)  # form widgets: their values travel with the submit
@@ -199,7 +201,7 @@ def test_scan_snap_train_button(roots):
     own = z(chart(at, "own_heatmap"))
     np.testing.assert_allclose(own.sum(1), 1.0, atol=1e-5)
     ent = array(chart(at, "own_entropy")["data"][0]["y"])
-    _, _, cfg = load_trajectory(roots["checkpoints"] / "scan_snap_trajectory")
+    cfg = ScanSnapConfig.from_dict(load_trajectory(roots["checkpoints"] / "scan_snap_trajectory").meta["config"])
     ref = sweep([RunSpec(cfg, 1.0, 10.0)], 10, 64, record_every=1)
     data = ScanSnapData(cfg)
     expected = distinct_entropy(class_attention(ref.Z_history[:, 0], data.cond_prob(), data.query),
@@ -211,8 +213,10 @@ def test_scan_snap_train_button(roots):
 def test_training_trajectories(roots):
     at = page("training_trajectories")
     assert at.selectbox(key="trajectory").value == "runs/train_run/trajectory"
-    tensors = load_file(str(roots["runs"] / "train_run" / "trajectory" / "trajectory.safetensors"))
-    stored = tensors["blocks.0.attn.hook_pattern"]  # [record batch head query key], steps 0 2 4 6
+    from probe.trajectory import load_trajectory
+
+    stored = load_trajectory(roots["runs"] / "train_run" / "trajectory")["blocks.0.attn.hook_pattern"]
+    # [record batch head query key], steps 0 2 4 6
     at.select_slider(key="step").set_value(2).run()
     choose(at, "head", 1)
     choose(at, "example", 1)
