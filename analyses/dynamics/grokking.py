@@ -44,7 +44,9 @@ from probe.grokking import ProgressMeasures, embedding_spectrum, first_step, pha
 from probe.models.transformer import Transformer
 from probe.ops.fourier import key_frequencies
 from probe.study import Claim, Outcome, Study, Verdict, column, command_line, grid, judge, main
+from probe.train.recorder import Recorder
 from probe.train.trainer import TrainConfig, Trainer
+from probe.trajectory import TrajectoryWriter, load_trajectory
 
 NANDA = "Nanda et al. 2023 (Progress measures for grokking)"
 CLAIMS = (
@@ -141,9 +143,6 @@ def progress(cfg: Config, task: ModularAddition, seed: int, keys: list[int], sna
              meta: dict[str, Any]) -> None:
     """Take `ProgressMeasures(task, keys)` on every recorded snapshot; write them (and the recorded training loss)
     as a new recording in `out`, one record at a time."""
-    from probe import load_trajectory
-    from probe.trajectory import TrajectoryWriter
-
     raw = load_trajectory(snapshots)
     model = make_model(cfg, task, seed)
     names = list(model.state_dict())
@@ -160,9 +159,6 @@ def progress(cfg: Config, task: ModularAddition, seed: int, keys: list[int], sna
 def measure(cfg: Config, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Train one seed, recording its weights every `every` steps through the Recorder; find the final model's key
     frequencies; take the progress measures on every snapshot. The table row and the curves."""
-    from probe import load_trajectory
-    from probe.train.recorder import Recorder
-
     p, steps = cfg.resolved["p"], cfg.resolved["steps"]
     task = modular_addition(p, cfg.frac_train, seed=seed)
     tmp = Path(tempfile.mkdtemp(prefix="grokking-"))
