@@ -18,7 +18,7 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from probe.train.batches import DictDataset
+from probe.data.dataset import DictDataset
 
 
 def _check_p(p: int) -> None:
