@@ -36,7 +36,7 @@ def ablation_hooks(
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not one of {METHODS}")
     if method != "zero" and reference is None:
-        raise ValueError(f"method={method!r} needs a reference batch of inputs (e.g. probe.interp.ablation.random_like)")
+        raise ValueError(f"method={method!r} needs a reference batch of inputs (e.g. from random_like)")
     by_hook: dict[str, list[int]] = {}
     for stack_name, layer, head in heads:
         stack = get_stack(model, stack_name)

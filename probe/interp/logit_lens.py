@@ -24,7 +24,9 @@ def readout(model: nn.Module, resid: Float[Tensor, "... d_model"]) -> Float[Tens
 
 
 @torch.no_grad()
-def logit_lens(model: nn.Module, inputs: dict[str, Tensor]) -> tuple[list[str], Float[Tensor, "stream batch pos d_out"]]:
+def logit_lens(
+    model: nn.Module, inputs: dict[str, Tensor]
+) -> tuple[list[str], Float[Tensor, "stream batch pos d_out"]]:
     """Stream labels ("embed", "L0", "L1", ...) and the lens logits of each stream at every position of the output
     stack (the decoder of an encoder-decoder)."""
     stack = get_stack(model)

@@ -87,7 +87,8 @@ class _StackView:
 
 def _names(st: Stack, what: str) -> list[str]:
     hook = WHAT[what][1]
-    return [st.attn_hook(layer, hook) if what == "heads" else st.block_hook(layer, hook) for layer in range(st.n_layers)]
+    layers = range(st.n_layers)
+    return [st.attn_hook(layer, hook) if what == "heads" else st.block_hook(layer, hook) for layer in layers]
 
 
 def _check_pair(clean: dict[str, Tensor], corrupted: dict[str, Tensor]) -> str:
