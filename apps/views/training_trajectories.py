@@ -31,7 +31,7 @@ def load(path: str, stamp: float) -> tuple[dict, dict]:
 
 
 labels = [label(t) for t in trajs]
-choice = st.selectbox("Trajectory", labels, key="trajectory")
+choice = st.selectbox("Trajectory", labels, key="trajectory", bind="query-params")
 path = trajs[labels.index(choice)]
 try:
     index, tensors = load(str(path), max(f.stat().st_mtime for f in path.iterdir() if f.is_file()))
@@ -45,11 +45,11 @@ if not steps or not hooks:
 st.caption(f"`{path}`: {len(steps)} records every {index.get('every')} steps, hooks {', '.join(hooks)}.")
 
 cols = st.columns(4)
-hook = cols[0].selectbox("Hook", hooks, key="hook")
+hook = cols[0].selectbox("Hook", hooks, key="hook", bind="query-params")
 data = tensors[hook]  # [record batch head query key]
-example = cols[1].selectbox("Example", list(range(data.shape[1])), key="example")
-head = cols[2].selectbox("Head", list(range(data.shape[2])), key="head")
-step = cols[3].select_slider("Step", steps, steps[-1], key="step")
+example = cols[1].selectbox("Example", list(range(data.shape[1])), key="example", bind="query-params")
+head = cols[2].selectbox("Head", list(range(data.shape[2])), key="head", bind="query-params")
+step = cols[3].select_slider("Step", steps, steps[-1], key="step", bind="query-params")
 rec = steps.index(step)
 
 
