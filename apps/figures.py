@@ -27,8 +27,8 @@ def head_grid(patterns: np.ndarray, keys: list[str], queries: list[str], title: 
                         vertical_spacing=min(0.4 / rows, 0.2) if rows > 1 else 0.0)
     x, y = unique(keys), unique(queries)
     for h in range(n):
-        fig.add_trace(go.Heatmap(z=patterns[h], x=x, y=y, coloraxis="coloraxis", name=names[h],
-                                 hovertemplate=f"{names[h]}<br>query %{{y}}<br>key %{{x}}<br>%{{z:.3f}}<extra></extra>"),
+        hover = f"{names[h]}<br>query %{{y}}<br>key %{{x}}<br>%{{z:.3f}}<extra></extra>"
+        fig.add_trace(go.Heatmap(z=patterns[h], x=x, y=y, coloraxis="coloraxis", name=names[h], hovertemplate=hover),
                       h // cols + 1, h % cols + 1)
     side = max(220, 14 * len(queries) + 90)
     fig.update_layout(title=title, coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": zmax}, height=rows * side,

@@ -114,12 +114,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 # ---- runs <-> checkpoints -----------------------------------------------------------------------------------------
-def command_out(command: str | None) -> str | None:
-    """The `--out DIR` of a recorded command line ("python -m analyses.induction --save ... --out runs/induction")."""
+def command_out(command: str | list[str] | None) -> str | None:
+    """The `--out DIR` of a recorded command line ("python -m analyses.induction --save ... --out runs/induction",
+    or the same as an argv list)."""
     if not command:
         return None
     try:
-        args = shlex.split(command)
+        args = [str(a) for a in command] if isinstance(command, list) else shlex.split(str(command))
     except ValueError:
         return None
     for i, a in enumerate(args):

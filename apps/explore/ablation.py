@@ -13,7 +13,7 @@ import streamlit as st
 import torch
 
 from apps import figures, lib
-from apps.explore.predictions import choose_position, output_logits, topk_table
+from apps.explore.predictions import choose_position, topk_table
 from apps.explore.subject import Spec, Subject, make_inputs
 from probe.interp.ablation import METHODS, ablation_hooks, loss_by_position, random_like
 from probe.interp.components import stacks

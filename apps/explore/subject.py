@@ -102,6 +102,10 @@ def read_tokens(model: Any, label: str, key: str, default: list[int] | None, hel
     except ValueError as e:
         st.error(str(e))
         st.stop()
+    if len(ids) > cfg.n_ctx and cfg.positional_embedding_type == "learned":
+        st.error(f"{label} has {len(ids)} tokens but this model's learned position embeddings cover n_ctx="
+                 f"{cfg.n_ctx}: shorten it.")
+        st.stop()
     if len(ids) > cfg.n_ctx:
         st.warning(f"{label} has {len(ids)} tokens, more than the n_ctx={cfg.n_ctx} this model was built and trained "
                    f"for: positions from {cfg.n_ctx} on are outside anything it has seen.")

@@ -37,11 +37,11 @@ with left:
         rows = []
         for c in ckpts:
             run = lib.run_of_checkpoint(c) if "error" not in c else None
+            metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in (c.get("metrics") or {}).items())
             rows.append({"name": c["name"], "open": None if "error" in c else explorer_url(c["name"]),
-                         "kind": c.get("kind"), "step": c.get("step"), "KB": round(c["size_bytes"] / 1024, 1),
-                         "run": run_url(run) if run else None,
-                         "metrics": c.get("error") or ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else
-                                                                f"{k}={v}" for k, v in (c.get("metrics") or {}).items())})
+                         "run": run_url(run) if run else None, "kind": c.get("kind"), "step": c.get("step"),
+                         "KB": round(c["size_bytes"] / 1024, 1), "metrics": c.get("error") or metrics})
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="checkpoints_table",
                      column_config={"open": st.column_config.LinkColumn("open", display_text="explore"),
                                     "run": st.column_config.LinkColumn("run", display_text=r"runs_browser\?run=(.*)")})

@@ -117,12 +117,14 @@ if clicked:
     own_runs.append({"name": f"run {len(own_runs) + 1}: eta_Y/eta_Z = {ratio:g}, eta_Z = {eta_z:g}, {n_iter} it",
                      "ratio": ratio, "eta_z": eta_z, "cfg": run_cfg, "c": c.numpy(),
                      "entropy": distinct_entropy(c, data.mask("distinct")).numpy(), "loss": losses})
+    st.session_state["own_compare"] = [r["name"] for r in own_runs[-2:]]  # the new run beside the previous one
 own_runs = st.session_state.get("own_runs", [])
 if own_runs:
     st.subheader("Your runs")
     st.caption("Every run you train here is kept (for this browser session) and can be compared with the others.")
     names = [r["name"] for r in own_runs]
-    chosen = st.multiselect("Compare", names, default=names[-2:], key="own_compare")
+    chosen = st.multiselect("Compare", names, default=names[-2:] if "own_compare" not in st.session_state else None,
+                            key="own_compare")
     runs = [r for r in own_runs if r["name"] in chosen]
     if st.button("Forget my runs", key="own_clear"):
         st.session_state["own_runs"] = []

@@ -26,13 +26,17 @@ def _tiny(**kw) -> TransformerConfig:
                                 "seed": 0, **kw})
 
 
-def word_tokenizer(n: int):
-    """A whitespace word-level tokenizer over "<pad>", "w1" ... "w{n-1}" (as the synthetic-task checkpoints ship)."""
+def word_tokenizer(n: int, specials: tuple[str, ...] = ("<pad>",), word: str = "w{}"):
+    """A whitespace word-level tokenizer over the specials then words (as the synthetic-task checkpoints ship, with
+    "<pad>" as the unknown token): word_tokenizer(12) -> <pad> w1 .. w11; word_tokenizer(13, ("<pad>", "<bos>",
+    "<eos>"), "{}") -> <pad> <bos> <eos> 0 .. 9, the reverse task's vocabulary."""
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
     from tokenizers.pre_tokenizers import WhitespaceSplit
 
-    tok = Tokenizer(WordLevel({"<pad>": 0, **{f"w{i}": i for i in range(1, n)}}, unk_token="<pad>"))
+    vocab = {t: i for i, t in enumerate(specials)}
+    vocab |= {word.format(i - (len(specials) if word == "{}" else 0)): i for i in range(len(specials), n)}
+    tok = Tokenizer(WordLevel(vocab, unk_token="<pad>"))
     tok.pre_tokenizer = WhitespaceSplit()
     return tok
 
@@ -66,9 +70,17 @@ def _build_roots(base: Path) -> dict[str, Path]:
     from probe.train.callbacks import AttentionTrajectory
 
     ckpt, runs = base / "checkpoints", base / "runs"
-    Transformer(_tiny()).save(ckpt / "dec", meta={"step": 7, "metrics": {"loss": 1.5}})
-    Transformer(_tiny()).save(ckpt / "dec_tok", tokenizer=word_tokenizer(12))
+    Transformer(_tiny()).save(ckpt / "dec", meta={"step": 7, "metrics": {"loss": 1.5},
+                                                   "command": "python -m analyses.alpha --out runs/alpha"})
+    Transformer(_tiny(pad_token_id=0, bos_token_id=1, positional_embedding_type="sinusoidal")).save(
+        ckpt / "dec_tok", tokenizer=word_tokenizer(12, ("<pad>", "<bos>")),
+        meta={"task": {"name": "induction", "n_symbols": 10, "block": 6, "min_block": 3}})
     Transformer(_tiny(arch="encoder_decoder", bos_token_id=1)).save(ckpt / "encdec")
+    Transformer(_tiny(arch="encoder_decoder", d_vocab=13, n_ctx=9, pad_token_id=0, bos_token_id=1,
+                      eos_token_id=2)).save(ckpt / "encdec_tok", tokenizer=word_tokenizer(13, ("<pad>", "<bos>",
+                                                                                                 "<eos>"), "{}"),
+                                            meta={"task": {"name": "reverse", "min_len": 4, "max_len": 8}})
+    Transformer(_tiny(attention="linear")).save(ckpt / "linear")
     Transformer(_tiny(arch="encoder", head="classifier", d_vocab_out=3)).save(ckpt / "enc_cls")
     ViT(ViTConfig(d_model=16, n_layers=1, n_heads=2, seed=0)).save(ckpt / "vit")
     ScanSnapModel(ScanSnapConfig(seed=0)).save(ckpt / "ss_model")
@@ -112,6 +124,18 @@ def _build_roots(base: Path) -> dict[str, Path]:
         trainer.last_loss = loss.item()
         log.append(json.dumps({"step": step + 1, "loss": loss.item(), "lr": 0.05}))
     (out / "metrics.jsonl").write_text("\n".join(log) + "\n")
+    model.save(out / "final", meta={"step": 6, "command": f"probe train --task induction --out {out}"})
+    other = runs / "train_other"
+    other.mkdir()
+    (other / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 3.0 / s, "eval_loss": 4.0 / s})
+                                                 + "\n" for s in range(1, 9)))
+
+    # a report that shows figures of another run and links to other reports and files, as the demo's does
+    (runs / "demo").mkdir()
+    (runs / "demo" / "report.md").write_text(
+        "# Demo\n\nSee [the alpha report](../alpha/report.md), [alpha's metrics](../alpha/metrics.json), "
+        "[a web page](https://example.org) and [nothing](../missing/report.md).\n\n"
+        "![alpha curve](../alpha/curve.png) ![gone](../alpha/gone.png)\n\nThe end.\n")
     return {"checkpoints": ckpt, "runs": runs, "empty": base / "empty"}
 
 
