@@ -79,16 +79,16 @@ def texts(at: AppTest) -> str:
 def test_home_lists_checkpoints_and_runs_and_links_them(roots):
     at = page()
     assert "probe dashboards" in at.title[0].value
-    ckpts, runs = (df.value for df in at.dataframe)
-    assert {"dec", "dec_tok", "encdec", "enc_cls", "vit", "ss_model", "cnn", "broken", "linear",
-            "runs/train_run/final"} <= set(ckpts["name"])
-    rows = ckpts.set_index("name")
-    assert rows.loc["dec", "step"] == 7
-    assert rows.loc["dec", "open"] == "model_explorer?checkpoint=dec"  # each row opens its checkpoint ...
-    assert rows.loc["dec", "run"] == "runs_browser?run=alpha"  # ... and the run its command wrote (--out)
-    assert rows.loc["runs/train_run/final", "run"] == "runs_browser?run=train_run"  # saved inside the run
-    assert {"alpha", "nested/sub", "train_run", "demo"} <= set(runs["run"])
-    assert runs.set_index("run").loc["nested/sub", "open"] == "runs_browser?run=nested/sub"
+    md = texts(at)
+    for name in ("dec", "dec_tok", "encdec", "enc_cls", "vit", "ss_model", "cnn", "linear"):
+        assert f"[{name}](model_explorer?checkpoint={name})" in md  # each row opens its checkpoint ...
+    # ... and the run its command wrote (--out), or the run it was saved inside
+    assert "| [dec](model_explorer?checkpoint=dec) | transformer | 7 | [alpha](runs_browser?run=alpha) |" in md
+    assert ("[runs/train_run/final](model_explorer?checkpoint=runs/train_run/final) | transformer | 6 | "
+            "[train_run](runs_browser?run=train_run)") in md
+    assert "[broken](model_explorer?checkpoint=broken)" in md  # listed; the explorer says why it cannot load
+    for run in ("alpha", "nested/sub", "train_run", "demo"):
+        assert f"[{run}](runs_browser?run={run})" in md
     assert "scan_snap_trajectory" in " ".join(c.value for c in at.caption)
 
 
