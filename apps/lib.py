@@ -164,6 +164,17 @@ def stamp(path: Path) -> float:
 
 
 
+def torch_threads() -> None:
+    """Run torch on PROBE_APP_THREADS intra-op threads (default 1): the dashboards' models are tiny, and on a shared
+    machine extra threads only spin (a layer norm of a 1 x 10 x 64 input took 6 ms with 2 threads under load,
+    microseconds with one). Called when a model is loaded, so the Overview page never imports torch."""
+    import torch
+
+    want = int(os.environ.get("PROBE_APP_THREADS", "1"))
+    if torch.get_num_threads() != want:
+        torch.set_num_threads(want)
+
+
 @st.cache_resource(show_spinner="loading checkpoint ...")
 def _load(path: str, stamp: float) -> Any:
     import probe
@@ -182,6 +193,7 @@ def demo_model() -> Any:
 
 def load_model(path: str) -> Any:
     """The model of checkpoint directory `path` (cached; reloaded when its files change), or the demo model."""
+    torch_threads()
     if path == DEMO:
         return demo_model()
     return _load(path, stamp(Path(path)))
