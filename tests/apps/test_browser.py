@@ -27,29 +27,9 @@ BROKEN_IMAGES = "Array.from(document.images).filter(i => i.complete && i.natural
 pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium at /usr/bin/chromium "
                                 "(apt-get install -y chromium)")
 
-# (screenshot name, URL path and query, text the view must show)
-VIEWS = [
-    ("overview", "", "Checkpoints"),
-    ("explorer_attention", "model_explorer?checkpoint=dec_tok", "hover a query token"),
-    ("explorer_predictions", "model_explorer?checkpoint=dec_tok&view=Predictions", "Direct logit attribution"),
-    ("explorer_lens", "model_explorer?checkpoint=dec_tok&view=Logit+lens", "logit lens"),
-    ("explorer_patching", "model_explorer?checkpoint=dec_tok&view=Patching", "attribution patching"),
-    ("explorer_ablation", "model_explorer?checkpoint=dec_tok&view=Ablation&ablate_heads=L1H0&ablate_heads=L0H1",
-     "next-token loss at every position"),
-    ("explorer_circuits", "model_explorer?checkpoint=encdec_tok&view=Circuits&circuit_stack=decoder+cross-attention"
-                          "&layer=1&head=1", "OV top-1 diagonal accuracy, cross.L1H1"),
-    ("explorer_encdec", "model_explorer?checkpoint=encdec_tok&stack=decoder+cross-attention",
-     "decoder cross-attention, layer 0"),
-    ("explorer_linear", "model_explorer?checkpoint=linear", "Linear attention"),
-    ("explorer_vit", "model_explorer?checkpoint=vit&image=5", "hover a patch"),
-    ("explorer_vit_lens", "model_explorer?checkpoint=vit&view=Logit+lens", "patch-wise logit lens"),
-    ("explorer_cnn", "model_explorer?checkpoint=cnn", "hook_stem"),
-    ("runs_browser", "runs_browser?run=demo", "The end."),
-    ("runs_file", "runs_browser?run=alpha&tab=Files&file=metrics.json", "accuracy"),
-    ("compare_runs", "compare_runs?runs=train_run&runs=train_other&smoothing=0.3", "eval_loss"),
-    ("scan_snap", "scan_snap_replay?iteration=3", "Scan & Snap replay"),
-    ("trajectories", "training_trajectories", "Training trajectories"),
-]
+TAB_TEXT = {"Predictions": "Direct logit attribution", "Logit lens": "logit lens", "Patching": "attribution patching",
+            "Ablation": "next-token loss at every position", "Circuits": "OV top-1 diagonal accuracy",
+            "Attention": "hover a query token"}
 
 
 def free_port() -> int:
@@ -101,6 +81,16 @@ def settle(page) -> None:
     page.wait_for_selector(IDLE, timeout=90_000)
 
 
+def shows(page, text: str, timeout: float = 60.0) -> bool:
+    """Whether the page shows `text` within `timeout` seconds (a bound widget can start one more rerun)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in page.inner_text("body"):
+            return True
+        page.wait_for_timeout(250)
+    return False
+
+
 def check(page, name: str, shots: Path) -> None:
     page.screenshot(path=str(shots / f"{name}.png"))
     assert page.locator('[data-testid="stException"]').count() == 0, \
@@ -117,30 +107,54 @@ def test_browser_every_page_and_view(server, tmp_path):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 2000})
-            page = context.new_page()
-            # first request to a fresh server: a deep link must still run through Home.py's st.navigation
-            page.goto(f"{server}/runs_browser?run=demo", timeout=90_000)
-            settle(page)
-            nav = page.inner_text('[data-testid="stSidebarNav"]')
-            assert "Compare runs" in nav and "Training trajectories" in nav, nav
-            for name, path, text in VIEWS:
+
+            def open_tab(path: str):
+                """A shared link opens in a new tab (a reload of the same tab may keep its session)."""
+                page = context.new_page()
                 page.goto(f"{server}/{path}", timeout=90_000)
                 settle(page)
-                if "plotly" in path or "model_explorer" in path or "compare" in path:
-                    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
-                assert text in page.inner_text("body"), f"{name}: {text!r} not shown"
-                check(page, name, shots)
+                return page
 
-            # the deep link opened the same view: the checkpoint, tab and widgets of the URL
-            page.goto(f"{server}/model_explorer?checkpoint=encdec_tok&view=Circuits&layer=1", timeout=90_000)
+            def tabs(page, name: str, labels: list[str]) -> None:
+                for label in labels:  # each explorer view once, by clicking its tab
+                    page.get_by_role("tab", name=label, exact=True).click()
+                    settle(page)
+                    assert shows(page, TAB_TEXT[label]), f"{name} {label}: not shown"
+                    check(page, f"{name}_{label.lower().replace(' ', '_')}", shots)
+
+            # the first request to a fresh server is a deep link: it must still run through Home.py's navigation
+            page = open_tab("runs_browser?run=demo")
+            nav = page.inner_text('[data-testid="stSidebarNav"]')
+            assert "Compare runs" in nav and "Training trajectories" in nav, nav
+            assert shows(page, "The end.")
+            check(page, "runs_browser", shots)
+            link = page.get_by_role("link", name="the alpha report")  # a report's link opens the other run
+            assert link.get_attribute("href").endswith("runs_browser?run=alpha")
+            with context.expect_page() as opened:
+                link.click()
+            new = opened.value
+            settle(new)
+            assert shows(new, "Alpha report")
+            check(new, "report_link", shots)
+            new.close()
+
+            # every other page, through the sidebar (the same session)
+            for label, text in (("Compare runs", "eval_loss"), ("Scan & Snap replay", "Train a small run"),
+                                ("Training trajectories", "Loss from"), ("Overview", "Checkpoints")):
+                page.locator('[data-testid="stSidebarNav"]').get_by_text(label, exact=True).click()
+                settle(page)
+                assert shows(page, text), f"{label}: {text!r} not shown"
+                check(page, label.lower().replace(" ", "_").replace("&", "and"), shots)
+
+            # the Overview's rows open their checkpoint
+            with context.expect_page() as opened:
+                page.get_by_role("link", name="dec_tok", exact=True).click()
+            page = opened.value
             settle(page)
-            assert "encoder_decoder, 2 layers x 2 heads, d_model 16, vocabulary 13, n_ctx 9" in page.inner_text("body")
-            assert page.locator('[role="tab"][aria-selected="true"]').inner_text().strip() == "Circuits"
-            assert "cross.L1H0" in page.inner_text("body") or "dec.L1H0" in page.inner_text("body")
-
+            assert "checkpoint=dec_tok" in page.url
+            assert shows(page, "encoded with the checkpoint's tokenizer")  # dec_tok, not dec
+            check(page, "explorer_attention", shots)
             # hover: moving over a query token colours the keys by that query's attention
-            page.goto(f"{server}/model_explorer?checkpoint=dec_tok", timeout=90_000)
-            settle(page)
             queries = page.locator(".probe-attn .q")
             n = queries.count()
             assert n > 4
@@ -156,34 +170,38 @@ def test_browser_every_page_and_view(server, tmp_path):
             page.get_by_role("option", name="1", exact=True).click()
             settle(page)
             assert "layer=1" in page.url
-            shared = page.url
-            other = context.new_page()
-            other.goto(shared, timeout=90_000)
-            settle(other)
-            assert "blocks.1.attn.hook_pattern" in other.inner_text("body")
+            other = open_tab(page.url.removeprefix(server + "/"))
+            assert shows(other, "blocks.1.attn.hook_pattern")
             other.close()
-
-            # the Overview's rows open their checkpoint (a new tab) ...
-            page.goto(server, timeout=90_000)
+            page.goto(f"{server}/model_explorer?checkpoint=dec_tok&ablate_heads=L1H0&ablate_heads=L0H1")
             settle(page)
-            with context.expect_page() as opened:
-                page.get_by_role("link", name="dec_tok", exact=True).click()
-            new = opened.value
-            settle(new)
-            assert "Model explorer" in new.inner_text("body") and "checkpoint=dec_tok" in new.url
-            assert "encoded with the checkpoint's tokenizer" in new.inner_text("body")  # dec_tok, not dec
-            new.close()
+            tabs(page, "explorer", ["Predictions", "Logit lens", "Patching", "Ablation", "Circuits"])
+            page.close()
 
-            # ... and a report's link to another report opens that run
-            page.goto(f"{server}/runs_browser?run=demo", timeout=90_000)
-            settle(page)
-            link = page.get_by_role("link", name="the alpha report")
-            assert link.get_attribute("href").endswith("runs_browser?run=alpha")
-            with context.expect_page() as opened:
-                link.click()
-            new = opened.value
-            settle(new)
-            assert "Alpha report" in new.inner_text("body")
-            check(new, "report_link", shots)
+            # deep links open the same view: the checkpoint, the tab and the widgets of the URL
+            page = open_tab("model_explorer?checkpoint=encdec_tok&view=Circuits&circuit_stack=decoder+cross-attention"
+                            "&layer=1&head=1")
+            assert shows(page, "OV top-1 diagonal accuracy, cross.L1H1")
+            assert shows(page, "encoder_decoder, 2 layers x 2 heads, d_model 16, vocabulary 13, n_ctx 9")
+            assert page.locator('[role="tab"][aria-selected="true"]').inner_text().strip() == "Circuits"
+            check(page, "explorer_encdec_circuits", shots)
+            tabs(page, "explorer_encdec", ["Attention", "Patching"])
+            page.close()
+
+            page = open_tab("model_explorer?checkpoint=vit&image=5")
+            assert shows(page, "hover a patch")
+            check(page, "explorer_vit", shots)
+            tabs(page, "explorer_vit", ["Logit lens", "Patching"])
+            for checkpoint, text in (("cnn", "hook_stem"), ("linear", "linear attention (elu_plus_one, sum rule)")):
+                page.locator('[data-testid="stSelectbox"]').first.click()
+                page.get_by_role("option", name=checkpoint, exact=True).click()
+                settle(page)
+                assert shows(page, text), f"{checkpoint}: {text!r} not shown"
+                check(page, f"explorer_{checkpoint}", shots)
+            page.close()
+
+            page = open_tab("runs_browser?run=alpha&tab=Files&file=metrics.json")
+            assert shows(page, "accuracy")
+            check(page, "runs_file", shots)
         finally:
             browser.close()

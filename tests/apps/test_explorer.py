@@ -28,8 +28,11 @@ HEADS = {"dec": ["L0H1", "L1H0"], "encdec": ["enc.L0H0", "cross.L1H1"], "encdec_
 
 @pytest.mark.parametrize("checkpoint,kind", CASES)
 def test_every_view_on_every_model_kind(roots, checkpoint, kind):
+    at = explorer(checkpoint, None, ablate_heads=HEADS.get(checkpoint, ["L0H0"]))
     for tab in VIEWS[kind]:
-        at = explorer(checkpoint, tab, ablate_heads=HEADS.get(checkpoint, ["L0H0"]))
+        at.session_state["view"] = tab
+        at.run()
+        assert not at.exception, (tab, at.exception)
         assert not at.error, (tab, [e.value for e in at.error])
         assert at.get("plotly_chart"), f"{checkpoint}: the {tab} view drew nothing"
 
@@ -51,7 +54,8 @@ def test_patching_view_equals_transformer_lens(roots):
     answer = int(clean_logits.argmax())
     wrong = next(int(i) for i in corr_logits.argsort(descending=True) if int(i) != answer)
     metric = logit_diff_metric(answer, wrong, -1)
-    corr_value = float(metric(model(corrupted)))
+    with torch.no_grad():
+        corr_value = float(metric(model(corrupted)))
     assert [m.value for m in at.metric][:2] == [f"{float(metric(model(clean))):.4f}", f"{corr_value:.4f}"]
     _, cache = model.run_with_cache(clean)
     heads = patching.get_act_patch_attn_head_out_all_pos(model, corrupted, cache, metric) - corr_value
