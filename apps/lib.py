@@ -44,10 +44,11 @@ def rel(path: Path, root: Path) -> str:
 
 # ---- discovery ----------------------------------------------------------------------------------------------------
 def list_checkpoints(root: Path | None = None) -> list[dict[str, Any]]:
-    """Model checkpoints (config.json + model.safetensors) under `root`, as `probe.checkpoints.list` describes them."""
-    from probe import checkpoints
+    """Model checkpoints (config.json + model.safetensors) under `root`, as `probe.list_checkpoints` describes them."""
+    from probe.checkpoint import list_checkpoints
 
-    return checkpoints.list(root if root is not None else checkpoints_root())
+    root = root if root is not None else checkpoints_root()
+    return list_checkpoints(root) if Path(root).is_dir() else []
 
 
 def all_checkpoints() -> list[dict[str, Any]]:

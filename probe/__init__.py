@@ -1,12 +1,12 @@
 """probe: hookable small Transformers and ViTs, training-dynamics analyses and dashboards.
 
-Names are imported lazily so that `import probe` stays cheap.
+Names are imported lazily so that `import probe` stays cheap; submodules are attributes (`probe.checkpoint`).
+The architecture is described in ARCHITECTURE.md.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from probe.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -21,18 +21,10 @@ _EXPORTS = {
     "ScanSnapModel": "probe.models.scan_snap",
     "load": "probe.checkpoint",
     "save": "probe.checkpoint",
+    "list_checkpoints": "probe.checkpoint",
     "Trainer": "probe.train.trainer",
     "TrainConfig": "probe.train.trainer",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'probe' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,4 +1,4 @@
-"""Checkpoints: safetensors weights + JSON, written atomically, read without unpickling.
+"""Checkpoints: safetensors weights + JSON, written atomically, read without unpickling; and the shelf listing.
 
 A checkpoint directory holds
 - `model.safetensors`: the state dict (tied tensors stored once; aliases listed in meta.json under "tied");
@@ -6,9 +6,14 @@ A checkpoint directory holds
 - `meta.json`: probe version, the command that made it (`sys.argv`), creation time, training config, step,
   metrics, and the size and sha256 of every file (a truncated or swapped file is caught on load);
 - `tokenizer.json` when a `tokenizers.Tokenizer` was given; `trainer_state.*` for resumable training checkpoints.
+A training run's directory is itself its final checkpoint, with its metrics log and `step-N/` checkpoints inside.
 
-Writes go to a temporary sibling directory that is renamed into place, so a crash mid-save never leaves a
-half-written checkpoint. Loading uses `safetensors.torch.load_file` and `json` only: nothing is unpickled.
+`save(model, path)` writes every file to a temporary sibling directory first. A new `path` is that directory,
+renamed into place (atomic). An existing directory keeps whatever else it holds (a run's log, its `step-N/`): its
+previous checkpoint files are replaced, `meta.json` removed first and written last, so a crash leaves the old
+checkpoint or one that `check_dir` reports incomplete, never a mix that loads. Loading uses
+`safetensors.torch.load_file` and `json` only: nothing is unpickled. `list_checkpoints(root)` describes every
+checkpoint under a directory (`probe list`).
 """
 
 from __future__ import annotations
@@ -42,36 +47,12 @@ class CheckpointError(ValueError):
     """A checkpoint directory is missing, incomplete, corrupted or does not match its model."""
 
 
-def register(kind: str, target: str) -> None:
-    """Map a config `kind` to a model class given as "module:Class" (imported when a checkpoint needs it)."""
-    if ":" not in target:
-        raise ValueError(f"target={target!r} must look like 'package.module:Class'")
-    REGISTRY[kind] = target
-
-
 def model_class(kind: str) -> type:
+    """The model class of a config `kind` (each names its config class as `config_class`)."""
     if kind not in REGISTRY:
         raise CheckpointError(f"config kind={kind!r} has no registered model class; known kinds: {sorted(REGISTRY)}")
     module, name = REGISTRY[kind].split(":")
     return getattr(importlib.import_module(module), name)
-
-
-def config_class(kind: str, cls: type) -> type:
-    from probe.config import ConfigBase
-
-    explicit = getattr(cls, "config_class", None)
-    if explicit is not None:
-        return explicit
-    todo, found = list(ConfigBase.__subclasses__()), []
-    while todo:
-        sub = todo.pop()
-        todo.extend(sub.__subclasses__())
-        if getattr(sub, "kind", None) == kind:
-            found.append(sub)
-    if len(found) != 1:
-        raise CheckpointError(f"expected one config class with kind={kind!r}, found {[c.__name__ for c in found]}; "
-                              f"set {cls.__name__}.config_class")
-    return found[0]
 
 
 def _sha256(path: Path) -> str:
@@ -151,17 +132,32 @@ def save(model: nn.Module, path: str | Path, meta: dict | None = None, tokenizer
         for f in tmp.iterdir():
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
-        old = None
         if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old)
+            _replace_files(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _replace_files(tmp: Path, path: Path) -> None:
+    """Move the checkpoint files written to `tmp` into the existing directory `path`, replacing the previous
+    checkpoint's files (those its meta.json lists) and leaving everything else alone; meta.json goes last."""
+    if not path.is_dir():
+        raise CheckpointError(f"cannot save a checkpoint to {path}: it exists and is not a directory")
+    try:
+        previous = set(read_meta(path).get("files", {})) if (path / "meta.json").is_file() else set()
+    except (CheckpointError, OSError):
+        previous = set()
+    (path / "meta.json").unlink(missing_ok=True)  # until the new meta.json lands, `path` is no checkpoint
+    names = sorted((f.name for f in tmp.iterdir()), key=lambda name: name == "meta.json")
+    for name in names:
+        os.replace(tmp / name, path / name)
+    for name in previous - set(names):
+        (path / name).unlink(missing_ok=True)
+    tmp.rmdir()
 
 
 def read_json(path: Path, name: str) -> dict:
@@ -206,7 +202,7 @@ def read_config(path: str | Path):
         raise CheckpointError(f"{path / 'config.json'} has no 'kind' field; known kinds: {sorted(REGISTRY)}")
     cls = model_class(kind)
     try:
-        return config_class(kind, cls).from_dict(data)
+        return cls.config_class.from_dict(data)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path / 'config.json'} does not make a valid {kind} config: {e}") from e
 
@@ -243,7 +239,7 @@ def load(path: str | Path, device: str | torch.device | None = None) -> nn.Modul
     cls = model_class(data.get("kind"))
     model = cls(read_config(path))
     load_state_dict(model, path)
-    if (path / "tokenizer.json").is_file():
+    if "tokenizer.json" in read_meta(path).get("files", {}):
         from tokenizers import Tokenizer
 
         model.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
@@ -252,9 +248,29 @@ def load(path: str | Path, device: str | torch.device | None = None) -> nn.Modul
     return model.eval()
 
 
-def load_tokenizer(path: str | Path):
-    """The `tokenizers.Tokenizer` saved with a checkpoint, or None."""
-    from tokenizers import Tokenizer
-
-    f = Path(path) / "tokenizer.json"
-    return Tokenizer.from_file(str(f)) if f.is_file() else None
+def list_checkpoints(root: str | Path = "checkpoints") -> list[dict[str, Any]]:
+    """One dict per checkpoint directory under `root` (any depth, `root` itself included): name (relative to
+    root), path, kind, step, metrics, command, created, size_bytes (the checkpoint's own files). Unreadable
+    checkpoints are listed with an "error" field instead of being skipped. A missing `root` is an error."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"checkpoint root {root} is not a directory")
+    out = []
+    for cfg_file in sorted(root.rglob("config.json")):
+        path = cfg_file.parent
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue  # temporary directories of an in-progress save
+        if not (path / "model.safetensors").is_file():
+            continue
+        entry: dict[str, Any] = {"name": str(path.relative_to(root)), "path": str(path)}
+        try:
+            meta = read_meta(path)
+            kind = json.loads(cfg_file.read_text()).get("kind")
+            files = meta.get("files") or {f.name: {} for f in path.iterdir() if f.is_file()}
+            entry.update(kind=kind, step=meta.get("step"), metrics=meta.get("metrics", {}),
+                         command=meta.get("command"), created=meta.get("created"),
+                         size_bytes=sum((path / f).stat().st_size for f in files if (path / f).is_file()))
+        except (OSError, json.JSONDecodeError, CheckpointError) as e:
+            entry.update(error=f"{type(e).__name__}: {e}", size_bytes=0)
+        out.append(entry)
+    return out

@@ -1,19 +1,22 @@
 """The `probe` command (also `python -m probe`).
 
     probe train --config run.yaml [--set train.lr=3e-4 ...]   train from a YAML/JSON file, flags override it
-    probe train --task induction --steps 500 --out checkpoints/induction
-    probe list [--root checkpoints]                              the checkpoint shelf
+    probe train --task induction --steps 500 --out runs/induction
+    probe list [--root DIR ...]                                  checkpoints under checkpoints/ and runs/
     probe info DIR                                               config, training metadata and files of a checkpoint
     probe export DIR --to hf --out OUT                           a directory `transformers` loads with from_pretrained
 
 A config file has four sections, each optional: `model` (TransformerConfig fields), `data` (`task`: one of
 probe.data.synthetic.TASKS or "text", plus that task's arguments, `n`, `n_eval`), `train` (TrainConfig fields) and
-`out` (run directory; the final checkpoint goes to OUT/final, metrics to OUT/metrics.jsonl).
+`out` (the run directory, default runs/TASK). The run directory is the final checkpoint (`probe.load(OUT)`,
+`probe info OUT`); it also holds `step-N/` checkpoints (train.save_every), metrics.jsonl and run_config.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import importlib
 import json
 import sys
@@ -41,7 +44,8 @@ def _parse_value(text: str) -> Any:
 
 
 def _merge(base: dict, new: dict) -> dict:
-    out = dict(base)
+    """A deep copy of `base` updated by `new` (nested dicts merged): neither argument is modified."""
+    out = copy.deepcopy(base)
     for key, value in new.items():
         out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
@@ -82,7 +86,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"probe: --set {item!r}: section {section!r} is not one of model, data, train")
         config[section][key] = _parse_value(value)
     if config["out"] is None:
-        config["out"] = f"checkpoints/{config['data']['task']}"
+        config["out"] = f"runs/{config['data']['task']}"
     return config
 
 
@@ -137,30 +141,32 @@ def cmd_train(args: argparse.Namespace) -> int:
                       resume_from=args.resume)
     history = trainer.fit()
     final = [r for r in history if "eval_loss" in r]
-    print(json.dumps({"checkpoint": str(Path(config["out"]) / "final"), "steps": trainer.step,
+    print(json.dumps({"checkpoint": str(config["out"]), "steps": trainer.step,
                       "train_loss": trainer.last_loss, "eval_loss": final[-1]["eval_loss"] if final else None}))
     return 0
 
 
-def _resolve(path: str) -> Path:
-    p = Path(path)
-    return p / "final" if not (p / "config.json").is_file() and (p / "final" / "config.json").is_file() else p
+LIST_ROOTS = ("checkpoints", "runs")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from probe import checkpoints
+    from probe.checkpoint import list_checkpoints
 
-    entries = checkpoints.list(args.root)
+    missing = [r for r in args.root or [] if not Path(r).is_dir()]
+    if missing:
+        raise SystemExit(f"probe list: --root {missing[0]} is not a directory")
+    roots = args.root or [r for r in LIST_ROOTS if Path(r).is_dir()]
+    entries = [e for r in roots for e in list_checkpoints(r)]
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
     if not entries:
-        print(f"no checkpoints under {args.root}")
+        print(f"no checkpoints under {' or '.join(roots) or ' or '.join(LIST_ROOTS) + ' (neither exists)'}")
         return 0
-    print(f"{'name':40} {'kind':12} {'step':>7} {'size':>10}  metrics")
+    print(f"{'path':40} {'kind':12} {'step':>7} {'size':>10}  metrics")
     for e in entries:
         metrics = {k: round(v, 4) for k, v in (e.get("metrics") or {}).items() if isinstance(v, float)}
-        print(f"{e['name']:40} {str(e.get('kind')):12} {str(e.get('step')):>7} {e['size_bytes']:>10}  "
+        print(f"{e['path']:40} {str(e.get('kind')):12} {str(e.get('step')):>7} {e['size_bytes']:>10}  "
               f"{e.get('error') or metrics}")
     return 0
 
@@ -168,7 +174,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from probe.checkpoint import CheckpointError, check_dir, read_json
 
-    path = _resolve(args.dir)
+    path = Path(args.dir)
     try:
         check_dir(path)
     except CheckpointError as e:
@@ -195,7 +201,7 @@ def _prod(shape: list[int]) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from probe.checkpoint import CheckpointError, load
 
-    path = _resolve(args.dir)
+    path = Path(args.dir)
     try:
         model = load(path)
     except CheckpointError as e:
@@ -218,30 +224,51 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def default(section: str, key: str) -> Any:
+    """What `probe train` uses for SECTION.KEY when neither --config nor a flag sets it."""
+    if key in DEFAULTS[section]:
+        return DEFAULTS[section][key]
+    from probe.config import TransformerConfig
+    from probe.train.trainer import TrainConfig
+
+    cls = {"model": TransformerConfig, "train": TrainConfig}[section]
+    return {f.name: f.default for f in dataclasses.fields(cls)}[key]
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probe", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a model from a config file and/or flags")
+    t = sub.add_parser("train", help="train a model from a config file and/or flags",
+                       epilog="Defaults apply where neither the --config file nor a flag sets the field.")
+
+    def flag(name: str, section: str, key: str, what: str = "", **kwargs: Any) -> None:
+        value = default(section, key)
+        shown = "cuda, then mps, then cpu" if key == "device" and value is None else value
+        t.add_argument(name, help=f"{what}{section}.{key} (default: {shown})", **kwargs)
+
     t.add_argument("--config", help="YAML or JSON file with sections model, data, train, out")
-    t.add_argument("--task", help="data.task: copy, reverse, sort, induction, associative_recall, majority, text")
-    t.add_argument("--out", help="run directory (default checkpoints/TASK)")
-    t.add_argument("--steps", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--device")
-    t.add_argument("--optimizer")
-    t.add_argument("--schedule")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--d-model", type=int)
-    t.add_argument("--n-layers", type=int)
-    t.add_argument("--n-heads", type=int)
+    flag("--task", "data", "task", "copy, reverse, sort, induction, associative_recall, majority or text: ")
+    t.add_argument("--out", help="run directory: the final checkpoint, step-N/ checkpoints and the metrics log "
+                                 "(default: runs/TASK)")
+    flag("--steps", "train", "steps", type=int)
+    flag("--lr", "train", "lr", type=float)
+    flag("--batch-size", "train", "batch_size", type=int)
+    flag("--device", "train", "device")
+    flag("--optimizer", "train", "optimizer")
+    flag("--schedule", "train", "schedule")
+    flag("--seed", "train", "seed", type=int)
+    flag("--d-model", "model", "d_model", type=int)
+    flag("--n-layers", "model", "n_layers", type=int)
+    flag("--n-heads", "model", "n_heads", type=int)
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any field (repeatable)")
-    t.add_argument("--resume", help="continue from a training checkpoint (OUT/step-N or OUT/final)")
-    t.add_argument("--trajectory-every", type=int, default=0, help="record attention patterns every N steps")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--resume", help="continue from a training checkpoint (OUT/step-N or OUT)")
+    t.add_argument("--trajectory-every", type=int, default=0,
+                   help="record attention patterns every N steps (default: 0, never)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(fn=cmd_train)
     ls = sub.add_parser("list", help="list checkpoints")
-    ls.add_argument("--root", default="checkpoints")
+    ls.add_argument("--root", action="append",
+                    help=f"directory to search, repeatable (default: {' and '.join(LIST_ROOTS)}, where they exist)")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(fn=cmd_list)
     info = sub.add_parser("info", help="describe a checkpoint")

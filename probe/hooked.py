@@ -1,23 +1,60 @@
 """HookedModel: TransformerLens' `HookedRootModule` with the conveniences every probe model shares.
 
+- `HookPoint`: TransformerLens' hook point that refuses a hook's return of another shape than its input, naming the
+  hook (a hook edits an activation, it never silently truncates the sequence); the check runs only inside a hook;
 - `run_with_cache` returns a real `transformer_lens.ActivationCache`;
 - hook names are checked: an unknown name raises a KeyError listing the closest real names;
 - `is_hooked(hook_point)` tells a module whether anyone is looking (attention uses it to pick the fused path);
+- a model keeps its own copy of the config it was given (moving it updates that copy's `device`, which
+  TransformerLens' tools read, never the caller's object) and draws its initial weights from `init_generator(cfg)`;
+- weight views in TransformerLens' layout: `AttentionWeights` gives every attention module (softmax or linear,
+  self or cross) `OV` and `QK` as `FactoredMatrix`; the model stacks W_Q ... W_out over layers, with `OV`/`QK` too;
+- `output(...)`: what `forward` returns for a `return_type`, shared by every model;
 - `save(dir)` writes safetensors + JSON (see `probe.checkpoint`), `probe.load(dir)` reads it back.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from transformer_lens import ActivationCache, FactoredMatrix, HookedRootModule
-from transformer_lens.hook_points import HookPoint
+from transformer_lens import hook_points as tl_hook_points
 
 from probe import cpu_memory
+from probe.ops.loss import cross_entropy
+
+RETURN_TYPES = ("logits", "loss", "both", None)
+
+
+class HookPoint(tl_hook_points.HookPoint):
+    """TransformerLens' `HookPoint`; a hook may return None (observe) or a tensor of its input's shape (edit),
+    anything else raises naming the hook. Only hooks pay for the check: with none attached the point is free."""
+
+    def add_hook(self, hook: Callable, dir: str = "fwd", is_permanent: bool = False, level: int | None = None,
+                 prepend: bool = False, alias_names: list[str] | None = None) -> tl_hook_points.LensHandle:
+        user_hook = hook
+
+        @functools.wraps(user_hook)
+        def checked(tensor: Tensor, *, hook: Any) -> Any:
+            out = user_hook(tensor, hook=hook)
+            value = out[0] if isinstance(out, tuple) and len(out) == 1 else out
+            if value is not None and (not isinstance(value, Tensor) or value.shape != tensor.shape):
+                got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(f"the {dir} hook on {hook.name!r} returned {got}, but {hook.name} has shape "
+                                 f"{tuple(tensor.shape)}: a hook returns None or a tensor of its input's shape")
+            return out
+
+        handle = super().add_hook(checked, dir=dir, is_permanent=is_permanent, level=level, prepend=prepend,
+                                  alias_names=alias_names)
+        handle.user_hook = user_hook
+        return handle
 
 
 def is_hooked(hook_point: HookPoint) -> bool:
@@ -25,10 +62,69 @@ def is_hooked(hook_point: HookPoint) -> bool:
     return bool(hook_point._forward_hooks or hook_point._backward_hooks)
 
 
-class HookedModel(HookedRootModule):
-    """Base class of probe's models. Subclasses build their modules, then call `self.setup()`."""
+def init_generator(cfg: Any) -> torch.Generator | None:
+    """The generator a model draws its initial weights from: a local one seeded with `cfg.seed`, or None (the
+    global RNG, PyTorch's default) when no seed is set. Never reseeds the global RNG."""
+    seed = getattr(cfg, "seed", None)
+    return None if seed is None else torch.Generator().manual_seed(seed)
 
+
+def check_return_type(return_type: str | None) -> None:
+    if return_type not in RETURN_TYPES:
+        raise ValueError(f"return_type={return_type!r} is not one of {RETURN_TYPES}")
+
+
+def output(logits: Tensor, return_type: str | None, loss: Callable[[], Tensor]) -> Any:
+    """What a model's forward returns: logits, the loss, (logits, loss) or None; `loss()` runs only if needed."""
+    if return_type in ("logits", None):
+        return logits if return_type else None
+    value = loss()
+    return value if return_type == "loss" else (logits, value)
+
+
+def expand_kv_heads(W: Tensor, n_heads: int) -> Tensor:
+    """Grouped-query attention keeps n_kv key/value heads on axis -3; query head h reads kv head
+    h // (n_heads // n_kv) (TransformerLens' `_expand_kv_heads`): repeat each up to n_heads."""
+    return W if W.shape[-3] == n_heads else W.repeat_interleave(n_heads // W.shape[-3], dim=-3)
+
+
+class AttentionWeights:
+    """The circuits `OV` and `QK` as TransformerLens' `FactoredMatrix`, for anything with W_Q, W_K, W_V
+    [..., head (kv_head for K, V), d_model, d_head] and W_O [..., head, d_head, d_model]: one attention layer
+    (`model.blocks[L].attn.OV`, softmax or linear attention, self or cross) or a model's stacked weights
+    (`model.OV`, [layer, ...])."""
+
+    @property
+    def OV(self) -> FactoredMatrix:
+        """Per-head OV circuit W_V W_O: [..., n_heads, d_model, d_model]."""
+        return FactoredMatrix(expand_kv_heads(self.W_V, self.W_O.shape[-3]), self.W_O)
+
+    @property
+    def QK(self) -> FactoredMatrix:
+        """Per-head QK circuit W_Q W_K^T: [..., n_heads, d_model, d_model] (for linear attention, the bilinear
+        form q.k before the feature map)."""
+        return FactoredMatrix(self.W_Q, expand_kv_heads(self.W_K, self.W_Q.shape[-3]).transpose(-2, -1))
+
+
+class HookedModel(AttentionWeights, HookedRootModule):
+    """Base class of probe's models: `super().__init__(cfg)`, build the modules (initial weights from
+    `init_generator(self.cfg)`), then `self.setup()`. Subclasses name their `config_class`."""
+
+    config_class: type
     cfg: Any
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        if not isinstance(cfg, self.config_class):
+            raise TypeError(f"cfg must be a probe.{self.config_class.__name__}, got {type(cfg).__name__}")
+        self.cfg = copy.deepcopy(cfg)  # the model's own: moving the model updates it, never the caller's config
+
+    @staticmethod
+    def class_loss(logits: Tensor, labels: Tensor | None, label_smoothing: float = 0.0) -> Tensor:
+        """The loss of a classifier (one label per example): `probe.ops.loss.cross_entropy`."""
+        if labels is None:
+            raise ValueError("a loss needs labels [batch] of class indices; got labels=None")
+        return cross_entropy(logits, labels, label_smoothing)
 
     @property
     def device(self) -> torch.device:
@@ -91,15 +187,8 @@ class HookedModel(HookedRootModule):
     b_in = property(lambda self: self._stack("mlp", "b_in"))
     b_out = property(lambda self: self._stack("mlp", "b_out"))
 
-    @property
-    def OV(self) -> FactoredMatrix:
-        """Per-layer, per-head OV circuit W_V W_O: [n_layers, n_heads, d_model, d_model]."""
-        return FactoredMatrix(self.W_V, self.W_O)
-
-    @property
-    def QK(self) -> FactoredMatrix:
-        """Per-layer, per-head QK circuit W_Q W_K^T: [n_layers, n_heads, d_model, d_model]."""
-        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
+    W_gate = property(lambda self: self._stack("mlp", "W_gate"), doc="[layer, d_model, d_mlp] (gated_mlp only)")
+    b_gate = property(lambda self: self._stack("mlp", "b_gate"))
 
     # ---- what TransformerLens' ActivationCache helpers call on a model with `blocks` and `W_U` ------------------
     def accumulated_bias(self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True) -> torch.Tensor:
@@ -128,9 +217,10 @@ class HookedModel(HookedRootModule):
 
         return save(self, path, meta=meta, tokenizer=tokenizer)
 
-    def to(self, *args: Any, **kwargs: Any):
-        """Move the model and keep `cfg.device` in step (TransformerLens' tools read it)."""
-        out = super().to(*args, **kwargs)
-        if hasattr(self.cfg, "device"):
+    def _apply(self, fn: Callable, recurse: bool = True):
+        """Every move (`to`, `cuda`, `cpu`) keeps the model's own `cfg.device` in step (TransformerLens' tools
+        read it)."""
+        out = super()._apply(fn, recurse)
+        if hasattr(self.cfg, "device") and next(self.parameters(), None) is not None:
             self.cfg.device = str(self.device)
         return out

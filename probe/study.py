@@ -1,4 +1,4 @@
-"""`probe.study`: the one way to state, run and judge a claim (DESIGN.md, "Studies").
+"""`probe.study`: the one way to state, run and judge a claim (ARCHITECTURE.md, "Studies").
 
 A study has four parts, kept apart:
 

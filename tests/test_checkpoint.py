@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import probe
-from probe import checkpoint, checkpoints
+from probe import checkpoint
 from probe.checkpoint import CheckpointError
 from probe.config import TransformerConfig
 from probe.models.transformer import Transformer
@@ -122,8 +122,39 @@ def test_registry_and_list(tmp_path):
     probe.save(make("encoder_decoder"), tmp_path / "run" / "final", meta={"step": 9, "metrics": {"loss": 0.5}})
     (tmp_path / ".b.tmp-1234").mkdir()
     (tmp_path / ".b.tmp-1234" / "config.json").write_text("{}")
-    entries = checkpoints.list(tmp_path)
+    entries = probe.list_checkpoints(tmp_path)
     assert [(e["name"], e["step"], e["kind"]) for e in entries] == [("a", 3, "transformer"),
                                                                    ("run/final", 9, "transformer")]
     assert entries[1]["metrics"] == {"loss": 0.5} and entries[0]["size_bytes"] > 0
-    assert checkpoints.list(tmp_path / "missing") == []
+    with pytest.raises(FileNotFoundError, match="missing is not a directory"):
+        probe.list_checkpoints(tmp_path / "missing")
+
+
+def test_saving_into_a_run_directory_keeps_what_else_it_holds(tmp_path):
+    run = tmp_path / "run"
+    probe.save(make(), run / "step-2", meta={"step": 2})
+    (run / "metrics.jsonl").write_text("{}\n")
+    probe.save(make(), run, meta={"step": 4}, tokenizer=_tokenizer())
+    assert probe.load(run).tokenizer is not None and checkpoint.read_meta(run)["step"] == 4
+    assert (run / "metrics.jsonl").read_text() == "{}\n" and probe.load(run / "step-2")
+    probe.save(make(d_model=32), run, meta={"step": 6})  # no tokenizer this time: the old one must not linger
+    assert not (run / "tokenizer.json").exists() and probe.load(run).tokenizer is None
+    assert probe.load(run).cfg.d_model == 32 and (run / "step-2" / "meta.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary directory left behind
+    assert [e["name"] for e in probe.list_checkpoints(tmp_path)] == ["run", "run/step-2"]
+    with pytest.raises(CheckpointError, match="not a directory"):
+        probe.save(make(), run / "metrics.jsonl")
+
+
+def _tokenizer():
+    from probe.interop.bridge import vocab_tokenizer
+
+    return vocab_tokenizer(11)
+
+
+def test_probe_reaches_the_checkpoint_module_after_a_plain_import():
+    import subprocess
+
+    code = "import probe; probe.checkpoint.list_checkpoints; probe.list_checkpoints; probe.load"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from probe.models.scan_snap_config import ScanSnapConfig
+from probe.config import ScanSnapConfig
 
 
 class ScanSnapData:

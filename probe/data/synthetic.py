@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from probe.train.batches import DictDataset
+from probe.data.dataset import DictDataset
 
 PAD, BOS, EOS = 0, 1, 2
 N_SPECIAL = 3
@@ -138,8 +137,3 @@ def task_model_fields(name: str, **kwargs: Any) -> dict[str, Any]:
                 "n_ctx": kwargs.get("length", 16) + 1, "pool": "cls"}
     raise ValueError(f"task={name!r} is not one of {TASKS}")
 
-
-def accuracy(logits: Tensor, labels: Tensor) -> float:
-    """Fraction of scored positions (labels != -100) where argmax(logits) equals the label."""
-    keep = labels != -100
-    return (logits.argmax(-1)[keep] == labels[keep]).float().mean().item()

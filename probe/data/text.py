@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from probe.train.batches import DictDataset
+from probe.data.dataset import DictDataset
 
 SPECIALS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
 KINDS = ("char", "bpe", "wordpiece")
@@ -63,13 +63,6 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int = 512) -> T
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIALS)
     tok.train_from_iterator(texts, trainer)
     return tok
-
-
-def tokenizer_from_file(kind: str, path: str | Path, vocab_size: int = 512) -> Tokenizer:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"text file {path} does not exist")
-    return train_tokenizer(kind, path.read_text(encoding="utf-8").splitlines(keepends=True), vocab_size)
 
 
 # ---- corpora -----------------------------------------------------------------------------------------------------

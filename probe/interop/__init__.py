@@ -11,8 +11,7 @@ Names are imported lazily, so `import probe.interop` does not import `transforme
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from probe.lazy import lazy_exports
 
 _EXPORTS = {
     "to_hf_gpt2": "probe.interop.hf_gpt2",
@@ -26,13 +25,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'probe.interop' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

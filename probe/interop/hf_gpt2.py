@@ -25,26 +25,10 @@ import einops
 import torch
 
 from probe.config import TransformerConfig
+from probe.interop.hf_export import TO_HF_ACT, as_export, decoder_problems, hf_config, load_checked, refuse
 from probe.models.transformer import Transformer
 
-TO_HF_ACT = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_new", "silu": "silu", "linear": "linear"}
 FROM_HF_ACT = {**TO_HF_ACT, "gelu_pytorch_tanh": "gelu_new", "swish": "silu"}
-
-
-def decoder_problems(model: Transformer) -> list[str]:
-    """What stops `model` from being a plain pre-norm causal LM (shared by the GPT-2 and Llama layouts)."""
-    if not isinstance(model, Transformer):
-        raise TypeError(f"model must be a probe.Transformer, got {type(model).__name__}")
-    cfg, bad = model.cfg, []
-    expected = {"arch": "decoder", "attention": "softmax", "norm_placement": "pre", "final_norm": True, "short_conv": 0}
-    bad += [f"{k}={getattr(cfg, k)!r} (needs {v!r})" for k, v in expected.items() if getattr(cfg, k) != v]
-    if cfg.d_vocab_out != cfg.d_vocab:
-        bad.append(f"d_vocab_out={cfg.d_vocab_out} != d_vocab={cfg.d_vocab} (the LM head predicts the input vocab)")
-    if model.b_U.detach().abs().max() > 0:
-        bad.append("b_U is nonzero (the LM head has no bias; train with unembed_bias=False)")
-    if cfg.scale_embed and cfg.tie_embed:
-        bad.append("scale_embed=True with tie_embed=True (the sqrt(d_model) factor cannot be folded into a tied W_E)")
-    return bad
 
 
 def check_gpt2_exportable(model: Transformer) -> None:
@@ -58,18 +42,23 @@ def check_gpt2_exportable(model: Transformer) -> None:
                    "table: needs 'learned', 'sinusoidal' or 'none'; rotary models export as Llama)")
     if cfg.n_heads * cfg.d_head != cfg.d_model:
         bad.append(f"n_heads * d_head = {cfg.n_heads * cfg.d_head} != d_model={cfg.d_model} (GPT-2 needs equality)")
-    if bad:
-        raise ValueError("cannot export this model to Hugging Face GPT-2: " + "; ".join(bad))
+    if cfg.n_kv_heads != cfg.n_heads:
+        bad.append(f"n_key_value_heads={cfg.n_key_value_heads} (GPT-2 has a key/value head per query head; "
+                   "grouped-query models export as Llama)")
+    if cfg.gated_mlp:
+        bad.append("gated_mlp=True (GPT-2's MLP is not gated; gated models export as Llama)")
+    if cfg.final_rms:
+        bad.append("final_rms=True (GPT-2's final norm is a LayerNorm)")
+    refuse(bad, "GPT-2")
 
 
 def gpt2_config(model: Transformer, **overrides: Any) -> Any:
     """The `transformers.GPT2Config` matching `model.cfg` (`overrides`: extra config arguments)."""
-    import transformers
-
     check_gpt2_exportable(model)
     cfg = model.cfg
-    return transformers.GPT2Config(
-        vocab_size=cfg.d_vocab,
+    return hf_config(
+        "GPT2Config",
+        model,
         n_positions=cfg.n_ctx,
         n_embd=cfg.d_model,
         n_layer=cfg.n_layers,
@@ -81,10 +70,6 @@ def gpt2_config(model: Transformer, **overrides: Any) -> Any:
         attn_pdrop=cfg.dropout,
         layer_norm_epsilon=cfg.eps,
         scale_attn_weights=cfg.use_attn_scale,
-        tie_word_embeddings=cfg.tie_embed,
-        bos_token_id=cfg.bos_token_id,
-        eos_token_id=cfg.eos_token_id,
-        pad_token_id=cfg.pad_token_id,
         architectures=["GPT2LMHeadModel"],
         **overrides,
     )
@@ -125,20 +110,7 @@ def gpt2_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
                    "c_proj.weight": block.mlp.W_out, "c_proj.bias": block.mlp.b_out}
             sd[p + "ln_2.weight"], sd[p + "ln_2.bias"] = block.ln2.w, block.ln2.b
         sd.update({p + "mlp." + k: v for k, v in mlp.items()})
-    return {k: v.detach().float().cpu().clone().contiguous() for k, v in sd.items()}
-
-
-def load_checked(hf: Any, sd: dict[str, torch.Tensor], layout: str) -> Any:
-    """Load `sd` into `hf` strictly, failing loudly if the installed transformers renamed or reshaped anything."""
-    expected = hf.state_dict()
-    missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
-    shapes = [f"{k}: HF {tuple(expected[k].shape)} vs ours {tuple(v.shape)}"
-              for k, v in sd.items() if k in expected and v.shape != expected[k].shape]
-    if missing or unexpected or shapes:
-        raise RuntimeError(f"the installed transformers' {layout} layout differs from the one probe maps to: "
-                           f"missing {missing}, unexpected {unexpected}, shapes {shapes}")
-    hf.load_state_dict(sd, strict=True)
-    return hf.eval()
+    return as_export(sd)
 
 
 def to_hf_gpt2(model: Transformer) -> Any:

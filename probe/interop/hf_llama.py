@@ -1,16 +1,21 @@
 """probe decoders -> Hugging Face `transformers.LlamaForCausalLM` (Touvron et al. 2023; HF's modeling_llama).
 
-Llama is a pre-RMSNorm decoder with rotary positions (rotate-half pairing, as probe's `Rotary`) and a gated MLP
-down(act(gate x) * up x). Exported with `attention_bias=True`, `mlp_bias=True`, `head_dim=d_head`, every map exact:
+Llama is a pre-RMSNorm decoder with rotary positions (rotate-half pairing, as probe's `Rotary`), grouped-query
+attention and a gated MLP down(act(gate x) * up x). Exported with `attention_bias=True`, `mlp_bias=True`,
+`head_dim=d_head`, `num_key_value_heads=n_kv_heads`, every map exact:
 
   probe                                   HF Llama (prefix model.)
   W_E [vocab, d]                          embed_tokens.weight            (x sqrt(d) folded in when scale_embed)
   blocks.L.ln1.w, ln2.w                   layers.L.input_layernorm.weight, post_attention_layernorm.weight
-  W_Q|W_K|W_V [h, d, e], b_Q|b_K|b_V      layers.L.self_attn.{q,k,v}_proj.weight [(h e), d], bias [(h e)]
+  W_Q [h, d, e], b_Q                      layers.L.self_attn.q_proj.weight [(h e), d], bias [(h e)]
                                           (use_attn_scale=False: sqrt(e) folded into q, since Llama always scales)
+  W_K|W_V [g, d, e], b_K|b_V (g kv heads) layers.L.self_attn.{k,v}_proj.weight [(g e), d], bias [(g e)]
+                                          (query head i reads kv head i // (h / g) in both)
   W_O [h, e, d], b_O                      layers.L.self_attn.o_proj.weight [d, (h e)], bias
-  mlp.W_in [d, m], b_in                   layers.L.mlp.gate_proj.weight [m, d], bias
-  (our MLP is not gated)                  layers.L.mlp.up_proj: weight 0, bias 1, so up x = 1 exactly
+  gated_mlp: mlp.W_gate, b_gate           layers.L.mlp.gate_proj.weight [m, d], bias
+             mlp.W_in, b_in               layers.L.mlp.up_proj.weight [m, d], bias
+  plain MLP: mlp.W_in [d, m], b_in        layers.L.mlp.gate_proj.weight [m, d], bias
+             (no gate)                    layers.L.mlp.up_proj: weight 0, bias 1, so up x = 1 exactly
   mlp.W_out [m, d], b_out                 layers.L.mlp.down_proj.weight [d, m], bias
                                           (attn_only: gate and down all zeros, adding exactly zero)
   ln_final.w                              norm.weight
@@ -24,7 +29,7 @@ from typing import Any
 import einops
 import torch
 
-from probe.interop.hf_gpt2 import TO_HF_ACT, decoder_problems, load_checked
+from probe.interop.hf_export import TO_HF_ACT, as_export, decoder_problems, hf_config, load_checked, refuse
 from probe.models.transformer import Transformer
 
 
@@ -38,23 +43,21 @@ def check_llama_exportable(model: Transformer) -> None:
         bad.append(f"positional_embedding_type={cfg.positional_embedding_type!r} (Llama needs 'rotary')")
     elif cfg.rotary_dim != cfg.d_head:
         bad.append(f"rotary_dim={cfg.rotary_dim} != d_head={cfg.d_head} (Llama rotates every query/key feature)")
-    if bad:
-        raise ValueError("cannot export this model to Hugging Face Llama: " + "; ".join(bad))
+    refuse(bad, "Llama")
 
 
 def llama_config(model: Transformer, **overrides: Any) -> Any:
     """The `transformers.LlamaConfig` matching `model.cfg` (`overrides`: extra config arguments)."""
-    import transformers
-
     check_llama_exportable(model)
     cfg = model.cfg
-    return transformers.LlamaConfig(
-        vocab_size=cfg.d_vocab,
+    return hf_config(
+        "LlamaConfig",
+        model,
         hidden_size=cfg.d_model,
         intermediate_size=cfg.d_mlp,
         num_hidden_layers=cfg.n_layers,
         num_attention_heads=cfg.n_heads,
-        num_key_value_heads=cfg.n_heads,
+        num_key_value_heads=cfg.n_kv_heads,
         head_dim=cfg.d_head,
         hidden_act=TO_HF_ACT[cfg.act_fn],
         max_position_embeddings=cfg.n_ctx,
@@ -63,10 +66,6 @@ def llama_config(model: Transformer, **overrides: Any) -> Any:
         attention_bias=True,
         mlp_bias=True,
         attention_dropout=cfg.dropout,
-        tie_word_embeddings=cfg.tie_embed,
-        bos_token_id=cfg.bos_token_id,
-        eos_token_id=cfg.eos_token_id,
-        pad_token_id=cfg.pad_token_id,
         architectures=["LlamaForCausalLM"],
         **overrides,
     )
@@ -94,17 +93,21 @@ def llama_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
         sd[p + "self_attn.o_proj.weight"] = einops.rearrange(attn.W_O, "h e d -> d (h e)")
         sd[p + "self_attn.o_proj.bias"] = attn.b_O
         sd[p + "input_layernorm.weight"] = block.ln1.w
-        if cfg.attn_only:
-            W_in, b_in, W_out, b_out = torch.zeros(d, m), torch.zeros(m), torch.zeros(m, d), torch.zeros(d)
+        if cfg.attn_only:  # gate and down zero: the MLP adds exactly zero
+            gate, up = (torch.zeros(d, m), torch.zeros(m)), (torch.zeros(d, m), torch.ones(m))
+            down = (torch.zeros(m, d), torch.zeros(d))
             sd[p + "post_attention_layernorm.weight"] = torch.ones(d)
         else:
             mlp = block.mlp
-            W_in, b_in, W_out, b_out = mlp.W_in, mlp.b_in, mlp.W_out, mlp.b_out
+            if cfg.gated_mlp:
+                gate, up = (mlp.W_gate, mlp.b_gate), (mlp.W_in, mlp.b_in)
+            else:  # act(x W_in + b_in) * 1
+                gate, up = (mlp.W_in, mlp.b_in), (torch.zeros(d, m), torch.ones(m))
+            down = (mlp.W_out, mlp.b_out)
             sd[p + "post_attention_layernorm.weight"] = block.ln2.w
-        sd[p + "mlp.gate_proj.weight"], sd[p + "mlp.gate_proj.bias"] = W_in.T, b_in
-        sd[p + "mlp.up_proj.weight"], sd[p + "mlp.up_proj.bias"] = torch.zeros(m, d), torch.ones(m)
-        sd[p + "mlp.down_proj.weight"], sd[p + "mlp.down_proj.bias"] = W_out.T, b_out
-    return {k: v.detach().float().cpu().clone().contiguous() for k, v in sd.items()}
+        for name, (W, b) in (("gate", gate), ("up", up), ("down", down)):
+            sd[p + f"mlp.{name}_proj.weight"], sd[p + f"mlp.{name}_proj.bias"] = W.T, b
+    return as_export(sd)
 
 
 def to_hf_llama(model: Transformer) -> Any:

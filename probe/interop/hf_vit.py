@@ -30,6 +30,7 @@ from typing import Any
 import einops
 import torch
 
+from probe.interop.hf_export import as_export, load_checked, refuse
 from probe.models.vit import ViT
 
 REQUIRED = {
@@ -41,6 +42,8 @@ REQUIRED = {
     "act_fn": "gelu",
     "attn_only": False,
     "use_attn_scale": True,
+    "gated_mlp": False,
+    "final_rms": False,
 }
 
 
@@ -52,8 +55,9 @@ def check_exportable(model: ViT) -> None:
     bad = [f"{k}={getattr(cfg, k)!r} (HF ViT needs {v!r})" for k, v in REQUIRED.items() if getattr(cfg, k) != v]
     if cfg.n_heads * cfg.d_head != cfg.d_model:
         bad.append(f"n_heads * d_head = {cfg.n_heads * cfg.d_head} != d_model={cfg.d_model} (HF ViT needs equality)")
-    if bad:
-        raise ValueError("cannot export this ViT to Hugging Face ViTForImageClassification: " + "; ".join(bad))
+    if cfg.n_kv_heads != cfg.n_heads:
+        bad.append(f"n_key_value_heads={cfg.n_key_value_heads} (HF ViT has a key/value head per query head)")
+    refuse(bad, "ViTForImageClassification")
 
 
 def hf_config(model: ViT) -> Any:
@@ -109,28 +113,14 @@ def hf_state_dict(model: ViT) -> dict[str, torch.Tensor]:
         sd[p + "layernorm_after.weight"], sd[p + "layernorm_after.bias"] = block.ln2.w, block.ln2.b
         sd[p + "mlp.fc1.weight"], sd[p + "mlp.fc1.bias"] = block.mlp.W_in.T, block.mlp.b_in
         sd[p + "mlp.fc2.weight"], sd[p + "mlp.fc2.bias"] = block.mlp.W_out.T, block.mlp.b_out
-    return {k: v.detach().clone().contiguous().float().cpu() for k, v in sd.items()}
+    return as_export(sd)
 
 
 def vit_to_hf(model: ViT) -> Any:
     """A `transformers.ViTForImageClassification` (eval mode, float32, CPU) with `model`'s weights."""
     import transformers
 
-    hf = transformers.ViTForImageClassification(hf_config(model))
-    expected = hf.state_dict()
-    sd = hf_state_dict(model)
-    if set(sd) != set(expected):
-        raise RuntimeError(
-            f"HF ViT layout changed: missing {sorted(set(expected) - set(sd))}, "
-            f"unexpected {sorted(set(sd) - set(expected))}"
-        )
-    for key, value in sd.items():
-        if value.shape != expected[key].shape:
-            raise RuntimeError(
-                f"HF ViT layout changed: {key} is {tuple(expected[key].shape)}, ours {tuple(value.shape)}"
-            )
-    hf.load_state_dict(sd, strict=True)
-    return hf.eval()
+    return load_checked(transformers.ViTForImageClassification(hf_config(model)), hf_state_dict(model), "ViT")
 
 
 def export_vit(model: ViT, out_dir: str | Path) -> Path:

@@ -15,25 +15,24 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from probe.config import CNNConfig
-from probe.hooked import HookedModel
+from probe.hooked import HookedModel, HookPoint, check_return_type, init_generator, output
+from probe.nn.init import layer
 from probe.nn.patch_embed import check_image_shape
-
-RETURN_TYPES = ("logits", "loss", "both", None)
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = layer(nn.Conv2d, c_in, c_out, 3, stride=stride, padding=1, bias=False, generator=generator)
         self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.conv2 = layer(nn.Conv2d, c_out, c_out, 3, padding=1, bias=False, generator=generator)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+            conv = layer(nn.Conv2d, c_in, c_out, 1, stride=stride, bias=False, generator=generator)
+            self.shortcut = nn.Sequential(conv, nn.BatchNorm2d(c_out))
         self.hook_conv1 = HookPoint()
         self.hook_out = HookPoint()
 
@@ -43,10 +42,11 @@ class BasicBlock(nn.Module):
 
 
 class Stage(nn.Module):
-    def __init__(self, c_in: int, c_out: int, n_blocks: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, n_blocks: int, stride: int, generator: torch.Generator | None = None,
+                 ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            [BasicBlock(c_in if b == 0 else c_out, c_out, stride if b == 0 else 1) for b in range(n_blocks)]
+            [BasicBlock(c_in if b == 0 else c_out, c_out, stride if b == 0 else 1, generator) for b in range(n_blocks)]
         )
         self.hook_out = HookPoint()
 
@@ -59,26 +59,24 @@ class Stage(nn.Module):
 class CNN(HookedModel):
     """`model(images, labels=None, return_type="logits"|"loss"|"both"|None)`; logits [batch n_classes]."""
 
+    config_class = CNNConfig
+
     def __init__(self, cfg: CNNConfig) -> None:
-        super().__init__()
-        if not isinstance(cfg, CNNConfig):
-            raise TypeError(f"cfg must be a probe.CNNConfig; got {type(cfg).__name__}")
-        self.cfg = cfg
-        if cfg.seed is not None:
-            torch.manual_seed(cfg.seed)
+        super().__init__(cfg)
+        cfg, gen = self.cfg, init_generator(cfg)
         w0 = cfg.widths[0]
         self.stem = nn.Sequential(
-            nn.Conv2d(cfg.n_channels, w0, 3, padding=1, bias=False), nn.BatchNorm2d(w0), nn.ReLU()
+            layer(nn.Conv2d, cfg.n_channels, w0, 3, padding=1, bias=False, generator=gen), nn.BatchNorm2d(w0), nn.ReLU()
         )
         self.hook_stem = HookPoint()
         self.stages = nn.ModuleList(
             [
-                Stage(cfg.widths[max(s - 1, 0)], w, cfg.blocks_per_stage, 1 if s == 0 else 2)
+                Stage(cfg.widths[max(s - 1, 0)], w, cfg.blocks_per_stage, 1 if s == 0 else 2, gen)
                 for s, w in enumerate(cfg.widths)
             ]
         )
         self.hook_pooled = HookPoint()
-        self.head = nn.Linear(cfg.widths[-1], cfg.n_classes)
+        self.head = layer(nn.Linear, cfg.widths[-1], cfg.n_classes, generator=gen)
         self.setup()
 
     def forward(
@@ -86,17 +84,12 @@ class CNN(HookedModel):
         images: Float[Tensor, "batch channel height width"],
         labels: Int[Tensor, " batch"] | None = None,
         return_type: str | None = "logits",
+        label_smoothing: float = 0.0,
     ) -> Tensor | tuple | None:
-        if return_type not in RETURN_TYPES:
-            raise ValueError(f"return_type={return_type!r} is not one of {RETURN_TYPES}")
+        check_return_type(return_type)
         check_image_shape(images, self.cfg.n_channels, 1)
         x = self.hook_stem(self.stem(images))
         for stage in self.stages:
             x = stage(x)
         logits = self.head(self.hook_pooled(x.mean(dim=(2, 3))))
-        if return_type in ("logits", None):
-            return logits if return_type else None
-        if labels is None:
-            raise ValueError(f"return_type={return_type!r} needs labels [batch] of class indices; got labels=None")
-        loss = F.cross_entropy(logits, labels)
-        return loss if return_type == "loss" else (logits, loss)
+        return output(logits, return_type, lambda: self.class_loss(logits, labels, label_smoothing))

@@ -13,13 +13,11 @@ its entropy restricted to each class's distinct tokens (Figure 6).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
-from probe.hooked import HookedModel
-from probe.models.scan_snap_config import ScanSnapConfig
+from probe.config import ScanSnapConfig
+from probe.hooked import HookedModel, HookPoint, check_return_type, init_generator, output
 
 
 def init_weights(
@@ -40,12 +38,8 @@ class ScanSnapModel(HookedModel):
     config_class = ScanSnapConfig
 
     def __init__(self, cfg: ScanSnapConfig) -> None:
-        super().__init__()
-        if not isinstance(cfg, ScanSnapConfig):
-            raise TypeError(f"cfg must be a ScanSnapConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
-        gen = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
-        Z, Y = init_weights(cfg.d_vocab, cfg.init, gen)
+        super().__init__(cfg)
+        Z, Y = init_weights(cfg.d_vocab, cfg.init, init_generator(cfg))
         self.Z = nn.Parameter(Z)  # attention logits: Z[query, key token]
         self.Y = nn.Parameter(Y)  # decoder: logits = Y @ bag
         self.hook_attn_scores = HookPoint()
@@ -59,9 +53,9 @@ class ScanSnapModel(HookedModel):
         tokens: Int[Tensor, "batch pos"],
         labels: Int[Tensor, " batch"] | None = None,
         return_type: str | None = "logits",
+        label_smoothing: float = 0.0,
     ):
-        if return_type not in ("logits", "loss", "both", None):
-            raise ValueError(f"return_type={return_type!r} must be 'logits', 'loss', 'both' or None")
+        check_return_type(return_type)
         if tokens.shape[1] < 2:
             raise ValueError(f"tokens has {tokens.shape[1]} positions; need context tokens followed by the query")
         context, query = tokens[:, :-1], tokens[:, -1]
@@ -72,12 +66,7 @@ class ScanSnapModel(HookedModel):
         if self.cfg.normalize:
             bag = bag / bag.norm(dim=-1, keepdim=True)
         logits = self.hook_logits(self.hook_bag(bag) @ self.Y.T)
-        if return_type in ("logits", None):
-            return logits if return_type else None
-        if labels is None:
-            raise ValueError(f"return_type={return_type!r} needs labels [batch] (the next tokens)")
-        loss = F.cross_entropy(logits, labels)
-        return loss if return_type == "loss" else (logits, loss)
+        return output(logits, return_type, lambda: self.class_loss(logits, labels, label_smoothing))
 
     def param_groups(self, eta_z: float, eta_y: float) -> list[dict]:
         """Optimizer groups with the paper's separate learning rates for Z and Y."""

@@ -1,6 +1,6 @@
 """`probe.Transformer`: decoder, encoder or encoder-decoder (Vaswani et al. 2017) with TransformerLens hooks.
 
-Hook names (DESIGN.md): `hook_embed`, `hook_pos_embed`, `blocks.{L}.*`, `ln_final.*` for decoder and encoder;
+Hook names (ARCHITECTURE.md): `hook_embed`, `hook_pos_embed`, `blocks.{L}.*`, `ln_final.*` for decoder and encoder;
 `encoder.{L}.*`, `encoder_ln_final.*`, `hook_tgt_embed`, `hook_tgt_pos_embed`, `decoder.{L}.*` (with `cross_attn.*`)
 and `ln_final.*` for encoder-decoder. A classifier encoder adds `hook_pooled` [batch d_model].
 """
@@ -10,56 +10,48 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int, Shaped
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from probe.config import TransformerConfig
-from probe.hooked import HookedModel
+from probe.hooked import HookedModel, HookPoint, check_return_type, init_generator, output
 from probe.nn.block import TransformerBlock
 from probe.nn.embed import Embed, Unembed
-from probe.nn.norm import make_norm
+from probe.nn.norm import make_final_norm, make_norm
 from probe.nn.positional import make_pos_embed
-
-RETURN_TYPES = ("logits", "loss", "both", None)
+from probe.ops.loss import cross_entropy, mask_padding, next_token_labels
 
 
 class Transformer(HookedModel):
+    config_class = TransformerConfig
+
     def __init__(self, cfg: TransformerConfig, tokenizer: Any = None) -> None:
-        super().__init__()
-        if not isinstance(cfg, TransformerConfig):
-            raise TypeError(f"cfg must be a probe.TransformerConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
-        if cfg.seed is not None:
-            torch.manual_seed(cfg.seed)
+        super().__init__(cfg)
+        cfg, gen = self.cfg, init_generator(cfg)
         self.tokenizer = tokenizer
-        self.embed = Embed(cfg)
-        self.pos_embed = make_pos_embed(cfg)
+        self.embed = Embed(cfg, gen)
+        self.pos_embed = make_pos_embed(cfg, gen)
         self.hook_embed = HookPoint()  # [batch pos d_model]
         self.hook_pos_embed = HookPoint()  # [batch pos d_model]
         self.dropout = nn.Dropout(cfg.dropout)
         if cfg.arch == "encoder_decoder":
-            self.encoder = nn.ModuleList(TransformerBlock(cfg, i, causal=False) for i in range(cfg.n_layers))
-            self.encoder_ln_final = make_norm(cfg) if self._final_norm else nn.Identity()
+            self.encoder = nn.ModuleList(TransformerBlock(cfg, i, False, generator=gen) for i in range(cfg.n_layers))
+            self.encoder_ln_final = make_norm(cfg) if cfg.has_final_norm else nn.Identity()
             self.hook_tgt_embed = HookPoint()
             self.hook_tgt_pos_embed = HookPoint()
             self.decoder = nn.ModuleList(
-                TransformerBlock(cfg, i, causal=True, cross=True) for i in range(cfg.n_decoder_layers)
+                TransformerBlock(cfg, i, causal=True, cross=True, generator=gen) for i in range(cfg.n_decoder_layers)
             )
         else:
             causal = cfg.arch == "decoder"
-            self.blocks = nn.ModuleList(TransformerBlock(cfg, i, causal=causal) for i in range(cfg.n_layers))
-        self.ln_final = make_norm(cfg) if self._final_norm else nn.Identity()
+            self.blocks = nn.ModuleList(
+                TransformerBlock(cfg, i, causal=causal, generator=gen) for i in range(cfg.n_layers))
+        self.ln_final = make_final_norm(cfg)
         if cfg.head == "classifier":
             self.hook_pooled = HookPoint()  # [batch d_model]
-        self.unembed = Unembed(cfg, self.embed if cfg.tie_embed else None)
+        self.unembed = Unembed(cfg, self.embed if cfg.tie_embed else None, gen)
+        self.to(device=cfg.device, dtype=cfg.dtype)  # also sets self.cfg.device (the model's own copy)
         self.setup()
-        self.cfg.device = str(self.device)
-
-    @property
-    def _final_norm(self) -> bool:
-        return self.cfg.final_norm and self.cfg.norm_placement == "pre" and self.cfg.normalization_type is not None
 
     # ---- input checks ----------------------------------------------------------------------------------------------
     def check_tokens(self, tokens: Tensor, name: str = "tokens", offset: int = 0) -> None:
@@ -140,11 +132,12 @@ class Transformer(HookedModel):
         """Decoder / encoder: `model(tokens, attention_mask=None, labels=None, return_type=...)`.
         Encoder-decoder: `model(src, tgt, src_mask=None, labels=None, return_type=...)`.
 
-        Loss: cross-entropy against `labels` (-100 ignored) when given, else next-token prediction on the tokens
-        (decoder) or on `tgt` (encoder-decoder). `return_type`: "logits", "loss", "both" (logits, loss) or None.
+        Loss (`probe.ops.loss.cross_entropy`): against `labels` (-100 ignored) when given, else next-token
+        prediction on the tokens (decoder) or on `tgt` (encoder-decoder); padded targets (attention_mask 0) never
+        count. `return_type`: "logits", "loss", "both" (logits, loss) or None.
         """
-        if return_type not in RETURN_TYPES:
-            raise ValueError(f"return_type={return_type!r} is not one of {RETURN_TYPES}")
+        check_return_type(return_type)
+        mask = None
         if self.cfg.arch == "encoder_decoder":
             src = tokens if src is None else src
             if src is None or tgt is None:
@@ -165,10 +158,7 @@ class Transformer(HookedModel):
                 resid = self._pool(resid, mask)
             logits = self.unembed(resid)
             targets = tokens
-        if return_type in ("logits", None):
-            return logits if return_type else None
-        loss = self.loss(logits, targets, labels, label_smoothing)
-        return loss if return_type == "loss" else (logits, loss)
+        return output(logits, return_type, lambda: self.loss(logits, targets, labels, label_smoothing, mask))
 
     def decode(self, tgt: Tensor, memory: Tensor, src_mask: Tensor | None, caches: list[dict] | None = None) -> Tensor:
         """Encoder-decoder: decoder logits for `tgt` given the encoder output `memory`."""
@@ -178,16 +168,15 @@ class Transformer(HookedModel):
         resid = self._run(self.decoder, resid, None, caches, encoder_out=memory, encoder_mask=src_mask)
         return self.unembed(self.ln_final(resid))
 
-    def loss(self, logits: Tensor, tokens: Tensor, labels: Tensor | None, label_smoothing: float = 0.0) -> Tensor:
+    def loss(self, logits: Tensor, tokens: Tensor, labels: Tensor | None, label_smoothing: float = 0.0,
+             mask: Tensor | None = None) -> Tensor:
+        """Cross-entropy against `labels`, else the next tokens; targets at padding (`mask` 0) never count."""
+        mask = None if mask is None else mask[:, -tokens.shape[1]:]  # a KV cache's mask covers earlier positions
         if labels is None:
             if self.cfg.head != "lm" or self.cfg.arch == "encoder":
                 raise ValueError(f"an encoder with head={self.cfg.head!r} needs labels for its loss")
-            logits, labels = logits[:, :-1], tokens[:, 1:]
-        if labels.shape != logits.shape[:-1]:
-            raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])}, got {tuple(labels.shape)}")
-        return F.cross_entropy(
-            logits.flatten(0, -2).float(), labels.flatten(), ignore_index=-100, label_smoothing=label_smoothing
-        )
+            return cross_entropy(logits[:, :-1], next_token_labels(tokens, mask), label_smoothing)
+        return cross_entropy(logits, mask_padding(labels, mask), label_smoothing)
 
     # ---- generation ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -270,12 +259,17 @@ class Transformer(HookedModel):
             )
         return self.tokenizer
 
-    def to_tokens(self, text: str | list[str]) -> Int[Tensor, "batch pos"]:
-        """Encode text with the attached tokenizer (a `tokenizers.Tokenizer` or a transformers tokenizer)."""
+    def to_tokens(self, text: str | list[str], prepend_bos: bool | None = None) -> Int[Tensor, "batch pos"]:
+        """Encode text with the attached tokenizer (a `tokenizers.Tokenizer` or a transformers tokenizer);
+        `prepend_bos` (default `cfg.default_prepend_bos`) puts `cfg.bos_token_id` first, as TransformerLens does."""
         tok = self._require_tokenizer()
+        prepend_bos = self.cfg.default_prepend_bos if prepend_bos is None else prepend_bos
+        if prepend_bos and self.cfg.bos_token_id is None:
+            raise ValueError("prepend_bos=True needs cfg.bos_token_id")
         texts = [text] if isinstance(text, str) else list(text)
         encoded = [tok.encode(t) for t in texts]
-        ids = [e.ids if hasattr(e, "ids") else list(e) for e in encoded]
+        bos = [self.cfg.bos_token_id] if prepend_bos else []
+        ids = [bos + (e.ids if hasattr(e, "ids") else list(e)) for e in encoded]
         if len({len(i) for i in ids}) > 1:
             pad = self.cfg.pad_token_id
             if pad is None:
@@ -285,7 +279,7 @@ class Transformer(HookedModel):
         return torch.tensor(ids, dtype=torch.long, device=self.device)
 
     def to_single_token(self, text: str) -> int:
-        tokens = self.to_tokens(text)
+        tokens = self.to_tokens(text, prepend_bos=False)
         if tokens.shape[1] != 1:
             raise ValueError(f"{text!r} is {tokens.shape[1]} tokens, expected exactly one")
         return int(tokens[0, 0])

@@ -30,28 +30,26 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from probe.config import ViTConfig
-from probe.hooked import HookedModel
+from probe.hooked import HookedModel, HookPoint, check_return_type, init_generator, output
 from probe.nn.block import TransformerBlock
-from probe.nn.norm import make_norm
+from probe.nn.init import layer
+from probe.nn.norm import make_final_norm
 from probe.nn.patch_embed import PatchEmbed
 from probe.nn.positional_2d import sincos_2d
-
-RETURN_TYPES = ("logits", "loss", "both", None)
 
 
 class ViTHead(nn.Module):
     """`out(x)` (head_type="linear") or `out(tanh(pre_logits(x)))` (head_type="mlp")."""
 
-    def __init__(self, cfg: ViTConfig) -> None:
+    def __init__(self, cfg: ViTConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.mlp = cfg.head_type == "mlp"
         if self.mlp:
-            self.pre_logits = nn.Linear(cfg.d_model, cfg.d_model)
+            self.pre_logits = layer(nn.Linear, cfg.d_model, cfg.d_model, generator=generator)
             self.hook_pre_logits = HookPoint()
-        self.out = nn.Linear(cfg.d_model, cfg.n_classes)
+        self.out = layer(nn.Linear, cfg.d_model, cfg.n_classes, generator=generator)
 
     def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch n_classes"]:
         if self.mlp:
@@ -62,26 +60,24 @@ class ViTHead(nn.Module):
 class ViT(HookedModel):
     """`model(images, labels=None, return_type="logits"|"loss"|"both"|None)`; logits [batch n_classes]."""
 
+    config_class = ViTConfig
+
     def __init__(self, cfg: ViTConfig) -> None:
-        super().__init__()
-        if not isinstance(cfg, ViTConfig):
-            raise TypeError(f"cfg must be a probe.ViTConfig; got {type(cfg).__name__}")
+        super().__init__(cfg)
         if cfg.positional_embedding_type == "sinusoidal_2d" and cfg.d_model % 4:
             raise ValueError(
                 f"positional_embedding_type='sinusoidal_2d' needs d_model divisible by 4; got d_model={cfg.d_model}"
             )
-        self.cfg = cfg
-        if cfg.seed is not None:
-            torch.manual_seed(cfg.seed)
+        cfg, gen = self.cfg, init_generator(cfg)
         self.grid = (cfg.image_size // cfg.patch_size,) * 2
-        self.patch_embed = PatchEmbed(cfg.n_channels, cfg.d_model, cfg.patch_size)
-        self.cls_token = nn.Parameter(torch.randn(cfg.d_model) * cfg.init_range)
+        self.patch_embed = PatchEmbed(cfg.n_channels, cfg.d_model, cfg.patch_size, gen)
+        self.cls_token = nn.Parameter(torch.randn(cfg.d_model, generator=gen) * cfg.init_range)
         if cfg.positional_embedding_type == "learned":
-            self.W_pos = nn.Parameter(torch.randn(cfg.n_ctx, cfg.d_model) * cfg.init_range)
+            self.W_pos = nn.Parameter(torch.randn(cfg.n_ctx, cfg.d_model, generator=gen) * cfg.init_range)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList([TransformerBlock(cfg, layer, causal=False) for layer in range(cfg.n_layers)])
-        self.ln_final = make_norm(cfg)
-        self.head = ViTHead(cfg)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg, i, causal=False, generator=gen) for i in range(cfg.n_layers))
+        self.ln_final = make_final_norm(cfg)
+        self.head = ViTHead(cfg, gen)
         self.hook_patch_embed = HookPoint()
         self.hook_embed = HookPoint()
         self.hook_pos_embed = HookPoint()
@@ -123,19 +119,14 @@ class ViT(HookedModel):
         images: Float[Tensor, "batch channel height width"],
         labels: Int[Tensor, " batch"] | None = None,
         return_type: str | None = "logits",
+        label_smoothing: float = 0.0,
     ) -> Tensor | tuple | None:
-        if return_type not in RETURN_TYPES:
-            raise ValueError(f"return_type={return_type!r} is not one of {RETURN_TYPES}")
+        check_return_type(return_type)
         resid = self.dropout(self.embed(images))
         for block in self.blocks:
             resid = block(resid)
         logits = self.head(self.hook_pooled(self.pool(self.ln_final(resid))))
-        if return_type in ("logits", None):
-            return logits if return_type else None
-        if labels is None:
-            raise ValueError(f"return_type={return_type!r} needs labels [batch] of class indices; got labels=None")
-        loss = F.cross_entropy(logits, labels)
-        return loss if return_type == "loss" else (logits, loss)
+        return output(logits, return_type, lambda: self.class_loss(logits, labels, label_smoothing))
 
     def head_logits(self, resid: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch n_classes"]:
         """ln_final then the head, applied to any residual vectors (the logit lens, per patch or pooled)."""

@@ -5,7 +5,11 @@ Free when nobody looks: unless a hook sits on `hook_attn_scores` or `hook_patter
 Both paths agree in outputs and gradients (tests/nn/test_attention.py). `hook_result` (per-head outputs) is only
 computed when hooked.
 
-Dimensions: b batch, p query pos, k key pos, h head, e d_head, d d_model.
+Grouped-query attention (Ainslie et al. 2023; `n_key_value_heads`), in TransformerLens' layout: W_K, W_V, b_K, b_V
+and hook_k, hook_v (and the KV cache) hold the n_kv key/value heads; query head h reads kv head h // (h / n_kv).
+Queries, scores, pattern, z and the per-head views `OV` / `QK` have all n_heads.
+
+Dimensions: b batch, p query pos, k key pos, h head, g kv head, e d_head, d d_model.
 """
 
 from __future__ import annotations
@@ -15,9 +19,8 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
-from probe.hooked import is_hooked
+from probe.hooked import AttentionWeights, HookPoint, is_hooked
 from probe.nn.positional import Rotary
 
 
@@ -39,41 +42,45 @@ def attention_mask(
     return mask | ~mask.any(-1, keepdim=True)
 
 
-class HeadProjections(nn.Module):
+class HeadProjections(AttentionWeights, nn.Module):
     """Per-head query, key, value and output weights in TransformerLens' layout, shared by softmax and linear
-    attention: W_Q/W_K/W_V [head d_model d_head], W_O [head d_head d_model], and their biases."""
+    attention: W_Q [head d_model d_head], W_K/W_V [kv_head d_model d_head], W_O [head d_head d_model], their biases,
+    the views `OV` / `QK`, and the hooks on q [batch pos head d_head], k and v [batch pos kv_head d_head]."""
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg, generator: torch.Generator | None = None) -> None:
         super().__init__()
         h, d, e = cfg.n_heads, cfg.d_model, cfg.d_head
-        self.n_heads, self.d_head = h, e
-        self.W_Q = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
-        self.W_K = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
-        self.W_V = nn.Parameter(torch.randn(h, d, e) * cfg.init_range)
-        self.W_O = nn.Parameter(torch.randn(h, e, d) * cfg.init_range)
+        g = getattr(cfg, "n_key_value_heads", None) or h
+        self.n_heads, self.n_kv_heads, self.d_head = h, g, e
+
+        def init(*shape: int) -> nn.Parameter:
+            return nn.Parameter(torch.randn(*shape, generator=generator) * cfg.init_range)
+
+        self.W_Q, self.W_K, self.W_V, self.W_O = init(h, d, e), init(g, d, e), init(g, d, e), init(h, e, d)
         self.b_Q = nn.Parameter(torch.zeros(h, e))
-        self.b_K = nn.Parameter(torch.zeros(h, e))
-        self.b_V = nn.Parameter(torch.zeros(h, e))
+        self.b_K = nn.Parameter(torch.zeros(g, e))
+        self.b_V = nn.Parameter(torch.zeros(g, e))
         self.b_O = nn.Parameter(torch.zeros(d))
+        self.hook_q = HookPoint()  # [batch pos head d_head]
+        self.hook_k = HookPoint()  # [batch pos kv_head d_head]
+        self.hook_v = HookPoint()  # [batch pos kv_head d_head]
 
     def project(self, x: Float[Tensor, "batch pos d_model"], names: str) -> list[Tensor]:
         """Project x with the weights named by `names` ("qkv", "q" or "kv") in a single matmul."""
-        W = torch.cat([getattr(self, f"W_{n.upper()}") for n in names])  # [n*h, d, e]
-        b = torch.cat([getattr(self, f"b_{n.upper()}") for n in names])  # [n*h, e]
+        W = torch.cat([getattr(self, f"W_{n.upper()}") for n in names])  # [h + 2g, d, e] for "qkv"
+        b = torch.cat([getattr(self, f"b_{n.upper()}") for n in names])
         out = F.linear(x, rearrange(W, "nh d e -> (nh e) d"), b.flatten())
         out = rearrange(out, "b p (nh e) -> b p nh e", e=self.d_head)
-        return list(out.split(self.n_heads, dim=2))
+        sizes = [self.n_heads if n == "q" else self.n_kv_heads for n in names]
+        return list(out.split(sizes, dim=2))
 
 
 class Attention(HeadProjections):
-    def __init__(self, cfg, causal: bool, cross: bool = False) -> None:
-        super().__init__(cfg)
+    def __init__(self, cfg, causal: bool, cross: bool = False, generator: torch.Generator | None = None) -> None:
+        super().__init__(cfg, generator)
         self.causal, self.cross = causal and not cross, cross
         self.scale = cfg.d_head**-0.5 if cfg.use_attn_scale else 1.0
         self.rotary = Rotary(cfg) if cfg.positional_embedding_type == "rotary" and not cross else None
-        self.hook_q = HookPoint()  # [batch pos head d_head]
-        self.hook_k = HookPoint()
-        self.hook_v = HookPoint()
         if self.rotary is not None:
             self.hook_rot_q = HookPoint()
             self.hook_rot_k = HookPoint()
@@ -106,10 +113,13 @@ class Attention(HeadProjections):
             if not self.cross and "k" in cache:
                 k, v = torch.cat([cache["k"], k], 1), torch.cat([cache["v"], v], 1)
             cache["k"], cache["v"], cache["pos"] = k, v, offset + x.shape[1]
+        gqa = self.n_kv_heads != self.n_heads
         explicit = is_hooked(self.hook_attn_scores) or is_hooked(self.hook_pattern)
         fused_causal = self.causal and key_padding_mask is None and q.shape[1] == k.shape[1] and not explicit
         mask = None if fused_causal else attention_mask(q.shape[1], k.shape[1], self.causal, key_padding_mask, x.device)
         if explicit:
+            if gqa:  # every query head meets its group's key and value head
+                k, v = (t.repeat_interleave(self.n_heads // self.n_kv_heads, dim=2) for t in (k, v))
             b, h = q.shape[0], self.n_heads
             bias = torch.zeros((), dtype=q.dtype, device=q.device)  # the mask, added inside the matmul
             if mask is not None:
@@ -121,7 +131,8 @@ class Attention(HeadProjections):
             z = einsum(pattern.to(v.dtype), v, "b h p k, b k h e -> b p h e")
         else:
             q, k, v = (rearrange(t, "b p h e -> b h p e") for t in (q, k, v))
-            z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=fused_causal, scale=self.scale)
+            z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=fused_causal, scale=self.scale,
+                                               enable_gqa=gqa)
             z = rearrange(z, "b h p e -> b p h e")
         z = self.hook_z(z)
         if is_hooked(self.hook_result):  # per-head outputs, as a [b p h d] view of one [h (b p) d] bmm

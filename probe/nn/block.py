@@ -8,32 +8,34 @@ A decoder block of an encoder-decoder adds cross-attention on the encoder output
 
 from __future__ import annotations
 
+import torch
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
+from probe.hooked import HookPoint
 from probe.nn.attention import Attention
 from probe.nn.mlp import MLP
 from probe.nn.norm import make_norm
 from probe.nn.short_conv import ShortConv
 
 
-def make_attention(cfg, causal: bool, cross: bool = False) -> nn.Module:
+def make_attention(cfg, causal: bool, cross: bool = False, generator: torch.Generator | None = None) -> nn.Module:
     if getattr(cfg, "attention", "softmax") == "linear":
         from probe.nn.linear_attention import LinearAttention
 
-        return LinearAttention(cfg, causal, cross)
-    return Attention(cfg, causal, cross)
+        return LinearAttention(cfg, causal, cross, generator)
+    return Attention(cfg, causal, cross, generator)
 
 
 class TransformerBlock(nn.Module):
-    def __init__(self, cfg, layer: int, causal: bool, cross: bool = False) -> None:
+    def __init__(self, cfg, layer: int, causal: bool, cross: bool = False,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.layer, self.pre = layer, cfg.norm_placement == "pre"
         self.attn_only = cfg.attn_only
         self.ln1 = make_norm(cfg)
-        self.attn = make_attention(cfg, causal)
-        self.short_conv = ShortConv(cfg) if getattr(cfg, "short_conv", 0) else None
+        self.attn = make_attention(cfg, causal, generator=generator)
+        self.short_conv = ShortConv(cfg, generator) if getattr(cfg, "short_conv", 0) else None
         if self.short_conv is not None:
             self.hook_short_conv = HookPoint()  # [batch pos d_model], the mixer's input
         self.dropout = nn.Dropout(cfg.dropout)
@@ -42,13 +44,13 @@ class TransformerBlock(nn.Module):
         self.hook_resid_mid = HookPoint()
         if cross:
             self.ln_cross = make_norm(cfg)
-            self.cross_attn = Attention(cfg, causal=False, cross=True)  # softmax, also in linear models
+            self.cross_attn = Attention(cfg, causal=False, cross=True, generator=generator)  # softmax, also in linear
             self.hook_cross_attn_out = HookPoint()
             self.hook_resid_mid_cross = HookPoint()
         self.cross = cross
         if not cfg.attn_only:
             self.ln2 = make_norm(cfg)
-            self.mlp = MLP(cfg)
+            self.mlp = MLP(cfg, generator)
             self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 

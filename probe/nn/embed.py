@@ -9,9 +9,9 @@ from torch import Tensor, nn
 
 
 class Embed(nn.Module):
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.W_E = nn.Parameter(torch.randn(cfg.d_vocab, cfg.d_model) * cfg.init_range)
+        self.W_E = nn.Parameter(torch.randn(cfg.d_vocab, cfg.d_model, generator=generator) * cfg.init_range)
         self.scale = cfg.d_model**0.5 if cfg.scale_embed else 1.0
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
@@ -22,11 +22,11 @@ class Embed(nn.Module):
 class Unembed(nn.Module):
     """Logits = x W_U + b_U. With tied embeddings, W_U is W_E^T (a view, so gradients reach W_E)."""
 
-    def __init__(self, cfg, embed: Embed | None = None) -> None:
+    def __init__(self, cfg, embed: Embed | None = None, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.embed = [embed]  # a list, so the tied module is not registered twice
         if embed is None:
-            self._W_U = nn.Parameter(torch.randn(cfg.d_model, cfg.d_vocab_out) * cfg.init_range)
+            self._W_U = nn.Parameter(torch.randn(cfg.d_model, cfg.d_vocab_out, generator=generator) * cfg.init_range)
         if getattr(cfg, "unembed_bias", True):
             self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab_out))
         else:

@@ -7,6 +7,7 @@ Schlag, Irie, Schmidhuber 2021; Katharopoulos et al. 2020. Same constructor, for
   sum to zero); delta rule: phi(q), phi(k) sum-normalised (L2-normalised for "identity") so ||phi(k)||^2 <= 1 keeps
   the recurrence stable, beta_t = sigmoid(x_t . W_beta + b_beta) per head, no denominator.
 - FAVOR+ approximates softmax(q.k / sqrt(d_head)): q, k are scaled by d_head^-1/4 first when cfg.use_attn_scale.
+- Weight views `OV` / `QK` as for softmax attention (QK is the bilinear form q.k before the feature map).
 - Hooks: hook_q/k/v, hook_phi_q/hook_phi_k [batch pos head d_phi] (the features the rule uses), hook_beta
   [batch pos head], hook_z, hook_result (when hooked), and, only when hooked, hook_pattern [batch head qpos kpos]
   (the equivalent attention matrix, Y = A V) and hook_fast_weight [batch head pos d_head d_phi] (every W_t).
@@ -26,9 +27,8 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
-from probe.hooked import is_hooked
+from probe.hooked import HookPoint, is_hooked
 from probe.nn.attention import HeadProjections
 from probe.ops.delta_rule import delta_rule, delta_rule_fast_weights, delta_rule_pattern
 from probe.ops.feature_maps import apply_feature_map, feature_dim, orthogonal_random_features, sum_normalize
@@ -44,8 +44,8 @@ from probe.ops.linear_attention import (
 class LinearAttention(HeadProjections):
     chunk_size = 64
 
-    def __init__(self, cfg, causal: bool, cross: bool = False) -> None:
-        super().__init__(cfg)
+    def __init__(self, cfg, causal: bool, cross: bool = False, generator: torch.Generator | None = None) -> None:
+        super().__init__(cfg, generator)
         if cross:
             raise ValueError("LinearAttention supports self-attention only (cross=True); use attention='softmax'")
         self.rule, self.feature_map, self.causal = cfg.update_rule, cfg.feature_map, causal
@@ -56,17 +56,14 @@ class LinearAttention(HeadProjections):
         self.d_phi = feature_dim(cfg.feature_map, e, nu=cfg.dpfp_nu, m=cfg.favor_features)
         self.normalize = self.rule == "sum" and cfg.feature_map != "identity"
         if self.rule == "delta":
-            self.W_beta = nn.Parameter(torch.randn(d, h) * cfg.init_range)
+            self.W_beta = nn.Parameter(torch.randn(d, h, generator=generator) * cfg.init_range)
             self.b_beta = nn.Parameter(torch.zeros(h))
         self.qk_scale = e**-0.25 if cfg.feature_map == "favor_plus" and cfg.use_attn_scale else 1.0
         projection = None
         if cfg.feature_map == "favor_plus":  # fixed random features, saved with the weights
-            gen = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, ())))
+            gen = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (), generator=generator)))
             projection = orthogonal_random_features(cfg.favor_features, e, gen)
         self.register_buffer("projection", projection)
-        self.hook_q = HookPoint()  # [batch pos head d_head]
-        self.hook_k = HookPoint()
-        self.hook_v = HookPoint()
         self.hook_phi_q = HookPoint()  # [batch pos head d_phi]
         self.hook_phi_k = HookPoint()
         if self.rule == "delta":

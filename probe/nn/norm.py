@@ -10,9 +10,8 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
-from probe.hooked import is_hooked
+from probe.hooked import HookPoint, is_hooked
 
 
 class LayerNorm(nn.Module):
@@ -48,10 +47,18 @@ class RMSNorm(nn.Module):
         return self.hook_normalized(x * (1 / scale)) * self.w
 
 
-def make_norm(cfg) -> nn.Module:
-    """LN, RMS, or the identity for `normalization_type=None`."""
-    if cfg.normalization_type == "LN":
+def make_norm(cfg, kind: str | None = "cfg") -> nn.Module:
+    """LN, RMS, or the identity for None; `kind` defaults to `cfg.normalization_type`."""
+    kind = cfg.normalization_type if kind == "cfg" else kind
+    if kind == "LN":
         return LayerNorm(cfg.d_model, cfg.eps)
-    if cfg.normalization_type == "RMS":
+    if kind == "RMS":
         return RMSNorm(cfg.d_model, cfg.eps)
     return nn.Identity()
+
+
+def make_final_norm(cfg) -> nn.Module:
+    """The norm before the unembedding / head: RMS when `cfg.final_rms`, the identity without a final norm."""
+    if not cfg.has_final_norm:
+        return nn.Identity()
+    return make_norm(cfg, "RMS" if cfg.final_rms else cfg.normalization_type)

@@ -12,8 +12,11 @@ Dimensions: batch, channel, height, width of the image; patch (= grid_h * grid_w
 from __future__ import annotations
 
 import einops
+import torch
 from jaxtyping import Float
 from torch import Tensor, nn
+
+from probe.nn.init import layer
 
 
 def check_image_shape(images: Tensor, n_channels: int, patch_size: int, name: str = "images") -> tuple[int, int]:
@@ -51,10 +54,12 @@ def naive_patch_embed(
 class PatchEmbed(nn.Module):
     """Conv2d(n_channels, d_model, kernel=stride=patch_size), flattened to tokens [batch patch d_model]."""
 
-    def __init__(self, n_channels: int, d_model: int, patch_size: int) -> None:
+    def __init__(self, n_channels: int, d_model: int, patch_size: int, generator: torch.Generator | None = None,
+                 ) -> None:
         super().__init__()
         self.n_channels, self.d_model, self.patch_size = n_channels, d_model, patch_size
-        self.proj = nn.Conv2d(n_channels, d_model, kernel_size=patch_size, stride=patch_size)
+        self.proj = layer(nn.Conv2d, n_channels, d_model, kernel_size=patch_size, stride=patch_size,
+                          generator=generator)
 
     def grid(self, images: Tensor) -> tuple[int, int]:
         return check_image_shape(images, self.n_channels, self.patch_size)

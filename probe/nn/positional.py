@@ -25,9 +25,9 @@ def sinusoidal_table(n_pos: int, d_model: int, offset: int = 0, device=None) -> 
 
 
 class LearnedPosEmbed(nn.Module):
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.W_pos = nn.Parameter(torch.randn(cfg.n_ctx, cfg.d_model) * cfg.init_range)
+        self.W_pos = nn.Parameter(torch.randn(cfg.n_ctx, cfg.d_model, generator=generator) * cfg.init_range)
 
     def forward(self, batch: int, n_pos: int, offset: int = 0) -> Float[Tensor, "batch pos d_model"]:
         return self.W_pos[offset : offset + n_pos].expand(batch, -1, -1)
@@ -58,15 +58,15 @@ class Rotary(nn.Module):
 
     def __init__(self, cfg) -> None:
         super().__init__()
-        self.dim = cfg.rotary_dim
-        inv_freq = cfg.rotary_base ** (-torch.arange(0, self.dim, 2, dtype=torch.float32) / self.dim)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.dim, self.base = cfg.rotary_dim, cfg.rotary_base
 
     def forward(
         self, x: Float[Tensor, "batch pos head d_head"], offset: int = 0
     ) -> Float[Tensor, "batch pos head d_head"]:
+        # angles in fp32 whatever the model's dtype (a bf16 table of frequencies would lose the positions)
+        inv_freq = self.base ** (-torch.arange(0, self.dim, 2, device=x.device, dtype=torch.float32) / self.dim)
         pos = torch.arange(offset, offset + x.shape[1], device=x.device, dtype=torch.float32)
-        angles = torch.outer(pos, self.inv_freq)  # [pos, dim/2]
+        angles = torch.outer(pos, inv_freq)  # [pos, dim/2]
         cos = torch.cat([angles.cos(), angles.cos()], -1)[:, None, :].to(x.dtype)
         sin = torch.cat([angles.sin(), angles.sin()], -1)[:, None, :].to(x.dtype)
         x_rot, x_pass = x[..., : self.dim], x[..., self.dim :]
@@ -75,10 +75,10 @@ class Rotary(nn.Module):
         return torch.cat([x_rot * cos + rotated * sin, x_pass], -1)
 
 
-def make_pos_embed(cfg) -> nn.Module | None:
+def make_pos_embed(cfg, generator: torch.Generator | None = None) -> nn.Module | None:
     """The absolute positional embedding of `cfg`, or None (rotary lives in attention; "none" adds nothing)."""
     if cfg.positional_embedding_type == "learned":
-        return LearnedPosEmbed(cfg)
+        return LearnedPosEmbed(cfg, generator)
     if cfg.positional_embedding_type == "sinusoidal":
         return SinusoidalPosEmbed(cfg)
     return None

@@ -17,10 +17,10 @@ from torch import Tensor, nn
 
 
 class ShortConv(nn.Module):
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.kernel = cfg.short_conv
-        past = torch.randn(cfg.d_model, self.kernel - 1) * self.kernel**-0.5
+        past = torch.randn(cfg.d_model, self.kernel - 1, generator=generator) * self.kernel**-0.5
         self.W = nn.Parameter(torch.cat([torch.ones(cfg.d_model, 1), past], 1))  # W[:, j] weighs x_{t-j}; x_t's is 1
         self.b = nn.Parameter(torch.zeros(cfg.d_model))
 

@@ -1,7 +1,7 @@
-"""Batches for the Trainer: a tensor-dict dataset and a resumable, rank-aware stream of dict batches.
+"""Batches for the Trainer: a resumable, rank-aware stream of dict batches.
 
-`DictDataset` holds equal-length tensors under names ("tokens", "labels", ...); indexing it with a tensor of
-indices returns a dict batch in one gather, so feeding the model costs no Python per example.
+`DictDataset` (`probe.data.dataset`, imported here too) holds equal-length tensors under names; indexing it with a
+tensor of indices returns a dict batch in one gather, so feeding the model costs no Python per example.
 `BatchStream` turns a dataset into an endless stream of global batches whose order is a pure function of
 (seed, batch index): epoch e uses `randperm(n, generator=seed + e)`, so resuming at batch k needs no saved RNG
 state, and in data-parallel runs each rank takes its contiguous slice of the same global batch.
@@ -16,31 +16,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import default_collate
 
+from probe.data.dataset import DictDataset
 
-class DictDataset(torch.utils.data.Dataset):
-    """Named tensors sharing their first dimension; `ds[i]` is one example, `ds[idx_tensor]` a batch."""
-
-    def __init__(self, **tensors: Tensor) -> None:
-        if not tensors:
-            raise ValueError("DictDataset needs at least one tensor")
-        sizes = {k: len(v) for k, v in tensors.items()}
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"DictDataset tensors must share their first dimension; got sizes {sizes}")
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
-
-    def __getitem__(self, idx: int | slice | Tensor) -> dict[str, Tensor]:
-        return {k: v[idx] for k, v in self.tensors.items()}
-
-    def split(self, n_eval: int) -> tuple[DictDataset, DictDataset]:
-        """The last `n_eval` examples as an evaluation set, the rest for training."""
-        if not 0 < n_eval < len(self):
-            raise ValueError(f"n_eval={n_eval} must be in (0, {len(self)})")
-        return DictDataset(**{k: v[:-n_eval] for k, v in self.tensors.items()}), DictDataset(
-            **{k: v[-n_eval:] for k, v in self.tensors.items()}
-        )
+__all__ = ["BatchStream", "DictDataset", "batch_size_of", "count_tokens", "first_batches", "to_device"]
 
 
 def batch_size_of(batch: Mapping[str, Tensor]) -> int:

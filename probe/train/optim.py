@@ -1,8 +1,7 @@
 """Optimizers and parameter groups.
 
 - "sgd": SGD with (Nesterov-free) momentum.
-- "adam": Adam (Kingma & Ba 2015); the Transformer paper (Vaswani et al. 2017) used betas (0.9, 0.98), eps 1e-9:
-  `adam_2017()` returns those settings.
+- "adam": Adam (Kingma & Ba 2015); the Transformer paper (Vaswani et al. 2017) used betas (0.9, 0.98), eps 1e-9.
 - "adamw": decoupled weight decay (Loshchilov & Hutter 2019).
 - "adafactor": factored second moments (Shazeer & Stern 2018), `torch.optim.Adafactor`.
 - "lamb": layer-wise adaptive moments (You et al. 2020, "Large Batch Optimization for Deep Learning", Alg. 2),
@@ -21,12 +20,6 @@ import torch
 from torch import Tensor, nn
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adafactor", "lamb")
-ADAM_2017 = {"betas": (0.9, 0.98), "eps": 1e-9}
-
-
-def adam_2017() -> dict:
-    """The Adam settings of "Attention Is All You Need": betas (0.9, 0.98), eps 1e-9."""
-    return dict(ADAM_2017)
 
 
 class LAMB(torch.optim.Optimizer):

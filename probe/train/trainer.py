@@ -10,8 +10,12 @@ Determinism: batch order is a function of (seed, batch index) and the global RNG
 repeats the losses of an uninterrupted one. Checkpoints (`probe.checkpoint`) carry the optimizer state as
 `trainer_state.safetensors` + `trainer_state.json` beside the model files; nothing is pickled.
 
-Models are called as `model(**batch, return_type="loss")`. With `label_smoothing > 0` the Trainer asks for logits
-and computes the smoothed cross-entropy itself (`smoothed_loss`, Szegedy et al. 2016).
+Models are called as `model(**batch, return_type="loss")`; with `label_smoothing > 0` probe's models get
+`label_smoothing=...` and a model without that argument is asked for logits and scored by `smoothed_loss`. Both use
+the one loss of `probe.ops.loss` (padded targets never count).
+
+Layout of `out_dir`: the final checkpoint is `out_dir` itself (`probe.load(out_dir)`), step checkpoints are
+`out_dir/step-N`, the log is `out_dir/metrics.jsonl`.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from probe.ops.loss import cross_entropy, mask_padding, next_token_labels
 from probe.train import distributed
 from probe.train.batches import BatchStream, count_tokens, first_batches, to_device
 from probe.train.callbacks import Callback
@@ -126,19 +130,14 @@ def select_device(name: str | None = None) -> torch.device:
 
 
 def smoothed_loss(logits: Tensor, batch: dict[str, Tensor], label_smoothing: float) -> Tensor:
-    """Cross-entropy with label smoothing, on the same targets the models use: `labels` (-100 ignored) when
-    given, else next-token prediction on `tokens` (or `tgt`), masking padded targets."""
+    """The loss probe's models compute (`probe.ops.loss`), for a model that takes no `label_smoothing`: against
+    `labels` (-100 ignored) when given, else next-token prediction on `tokens` (or `tgt`); padded targets
+    (`attention_mask`, or `tgt_mask` for `tgt`, 0) never count."""
+    key = "tokens" if "tokens" in batch or "tgt" not in batch else "tgt"
+    mask = batch.get("attention_mask" if key == "tokens" else "tgt_mask")
     if "labels" in batch:
-        target = batch["labels"]
-    else:
-        key = "tokens" if "tokens" in batch else "tgt"
-        target = batch[key][:, 1:]
-        mask = batch.get("attention_mask" if key == "tokens" else "tgt_mask")
-        if mask is not None:
-            target = target.masked_fill(mask[:, 1:] == 0, -100)
-        logits = logits[:, :-1]
-    return F.cross_entropy(logits.float().flatten(0, -2), target.flatten(), ignore_index=-100,
-                           label_smoothing=label_smoothing)
+        return cross_entropy(logits, mask_padding(batch["labels"], mask), label_smoothing)
+    return cross_entropy(logits[:, :-1], next_token_labels(batch[key], mask), label_smoothing)
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -258,7 +257,8 @@ class Trainer:
 
     # ---- checkpoints ------------------------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path:
-        """Model checkpoint + optimizer state; refuses to save a model that has seen a non-finite loss."""
+        """Model checkpoint + optimizer state (default `out_dir/step-N`); refuses to save a model that has seen a
+        non-finite loss."""
         from probe.checkpoint import save
 
         self._check_finite()
@@ -372,7 +372,7 @@ class Trainer:
         if self.eval_data is not None:
             self._log({"step": self.step, "eval_loss": self.evaluate()})
         if cfg.out_dir:
-            self.save(Path(cfg.out_dir) / "final")
+            self.save(cfg.out_dir)  # the run directory is the final checkpoint; step-N/ sit inside it
         for cb in self.callbacks:
             cb.on_end(self)
         return self.history

@@ -11,7 +11,9 @@ from transformers import AutoModelForCausalLM
 from probe.interop.bridge import boot_bridge, export, layout_of, load_hf, vocab_tokenizer
 from tests.interop.test_hf_gpt2 import TOL, random_model, tokens
 
-LAYOUTS = {"gpt2": {"attn_only": True}, "llama": {"normalization_type": "RMS", "positional_embedding_type": "rotary"}}
+LLAMA = {"normalization_type": "RMS", "positional_embedding_type": "rotary"}
+LAYOUTS = {"gpt2": {"attn_only": True}, "llama": LLAMA,
+           "llama_gqa_swiglu": {**LLAMA, "n_key_value_heads": 1, "gated_mlp": True, "act_fn": "silu"}}
 
 
 @pytest.fixture(scope="module", params=list(LAYOUTS))
@@ -28,9 +30,9 @@ def booted(request, tmp_path_factory):
 
 def test_export_writes_the_layout_and_the_probe_config(booted):
     layout, model, out, _ = booted
-    assert layout_of(model) == layout
+    assert layout_of(model) == layout.split("_")[0]
     info = json.loads((out / "probe_export.json").read_text())
-    assert info["layout"] == layout and info["probe_config"]["d_model"] == model.cfg.d_model
+    assert info["layout"] == layout.split("_")[0] and info["probe_config"]["d_model"] == model.cfg.d_model
     hf, tok = load_hf(out)
     assert tok("t3 t4 t28", add_special_tokens=False)["input_ids"] == [3, 4, 28]
     x = tokens(model)
@@ -52,6 +54,12 @@ def test_bridge_boots_with_our_logits_and_patterns(booted):
     for layer in range(model.cfg.n_layers):
         theirs = cache[f"blocks.{layer}.attn.hook_pattern"]
         assert (theirs - our_cache["pattern", layer]).abs().max() < TOL
+    with torch.no_grad():  # TransformerLens' hook shapes, grouped-query key/value heads included
+        _, our_cache = model.run_with_cache(x)
+    for name in ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z", "hook_resid_post"):
+        assert cache[f"blocks.0.{name}"].shape == our_cache[f"blocks.0.{name}"].shape, name
+    kv_heads = model.cfg.n_key_value_heads or model.cfg.n_heads
+    assert cache["blocks.0.attn.hook_k"].shape[2] == our_cache["blocks.0.attn.hook_v"].shape[2] == kv_heads
     assert bridge.to_tokens("t5 t6", prepend_bos=False).tolist() == [[5, 6]]
 
 

@@ -77,6 +77,9 @@ def test_import_of_a_native_gpt2_keeps_logits():
         ({"tie_embed": True, "scale_embed": True}, "scale_embed"),
         ({"attention": "linear"}, "attention"),
         ({"short_conv": 3}, "short_conv"),
+        ({"gated_mlp": True}, "gated_mlp"),
+        ({"n_key_value_heads": 1}, "n_key_value_heads"),
+        ({"final_rms": True}, "final_rms"),
     ],
 )
 def test_refuses_configs_gpt2_cannot_express(kw, field):

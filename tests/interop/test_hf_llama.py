@@ -13,6 +13,8 @@ CONFIGS = {
     "attn_only": {"attn_only": True},
     "tied_gelu_new_wide_heads": {"tie_embed": True, "act_fn": "gelu_new", "d_head": 10},
     "unscaled_silu_base500": {"use_attn_scale": False, "scale_embed": True, "act_fn": "silu", "rotary_base": 500.0},
+    "swiglu_one_kv_head": {"gated_mlp": True, "act_fn": "silu", "n_key_value_heads": 1},
+    "gated_gelu_new_tied_final_rms": {"gated_mlp": True, "act_fn": "gelu_new", "tie_embed": True, "final_rms": True},
 }
 
 
@@ -22,12 +24,16 @@ def test_export_keeps_logits(name):
     x = tokens(model)
     hf = to_hf_llama(model)
     assert isinstance(hf, transformers.LlamaForCausalLM) and not hf.training
+    assert hf.config.num_key_value_heads == (model.cfg.n_key_value_heads or model.cfg.n_heads)
+    up = hf.model.layers[0].mlp.up_proj.weight
+    assert bool(up.any()) == model.cfg.gated_mlp  # a plain MLP exports as up x = 1 exactly
     with torch.no_grad():
         assert (hf(x).logits - model(x)).abs().max() < TOL
 
 
-def test_greedy_generation_agrees():
-    model = random_model(**LLAMA)
+@pytest.mark.parametrize("kw", [{}, {"gated_mlp": True, "act_fn": "silu", "n_key_value_heads": 1}])
+def test_greedy_generation_agrees(kw):
+    model = random_model(**LLAMA, **kw)
     x = tokens(model)[:, :5]
     hf = to_hf_llama(model)
     with torch.no_grad():

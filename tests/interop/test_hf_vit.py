@@ -34,6 +34,9 @@ def test_refuses_what_hf_cannot_express():
         ({"positional_embedding_type": "none"}, "positional_embedding_type"),
         ({"head_type": "mlp"}, "head_type"),
         ({"act_fn": "relu"}, "act_fn"),
+        ({"gated_mlp": True}, "gated_mlp"),
+        ({"n_key_value_heads": 1}, "n_key_value_heads"),
+        ({"final_rms": True}, "final_rms"),
     ]:
         with pytest.raises(ValueError, match=field):
             vit_to_hf(ViT(ViTConfig(**{**CFG, **change})))

@@ -68,6 +68,35 @@ def test_classifier_head_and_mean_pooling_ignore_padding():
     assert loss.ndim == 0 and loss > 0
 
 
+def nll(logits, targets):
+    """Mean negative log-likelihood of `targets` (a list of (row, position, token)), by hand."""
+    logp = logits.double().log_softmax(-1)
+    return -torch.stack([logp[b, t, tok] for b, t, tok in targets]).mean()
+
+
+def test_loss_never_counts_padded_targets():
+    """One loss: next-token targets at padded positions (attention_mask 0) never count, label smoothing too."""
+    model = small()
+    tokens = torch.randint(0, 23, (2, 9))
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, 6:] = 0  # row 1: 6 real tokens, 3 padding
+    logits = model(tokens, attention_mask=mask)
+    real = [(b, t, int(tokens[b, t + 1])) for b in range(2) for t in range(8) if mask[b, t + 1]]
+    assert len(real) == 8 + 5
+    loss = model(tokens, attention_mask=mask, return_type="loss")
+    torch.testing.assert_close(loss.double(), nll(logits, real))
+    labels = torch.where(mask.bool(), tokens, 0)  # per-position labels: padded ones must not count either
+    per_position = [(b, t, int(labels[b, t])) for b in range(2) for t in range(9) if mask[b, t]]
+    torch.testing.assert_close(model(tokens, attention_mask=mask, labels=labels, return_type="loss").double(),
+                               nll(logits, per_position))
+    from probe.train.trainer import smoothed_loss
+
+    batch = {"tokens": tokens, "attention_mask": mask}
+    for eps in (0.0, 0.3):
+        torch.testing.assert_close(model(**batch, return_type="loss", label_smoothing=eps),
+                                   smoothed_loss(logits, batch, eps))
+
+
 @pytest.mark.parametrize("pos", ["learned", "rotary", "sinusoidal"])
 def test_kv_cache_generation_equals_full_recompute(pos):
     model = small(positional_embedding_type=pos)

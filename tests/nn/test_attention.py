@@ -10,7 +10,7 @@ from probe.nn.positional import Rotary
 
 
 def make(causal=True, cross=False, **kw):
-    cfg = TransformerConfig(d_model=48, n_heads=3, n_ctx=128, **kw)
+    cfg = TransformerConfig(**{"d_model": 48, "n_heads": 3, "n_ctx": 128, **kw})
     return Attention(cfg, causal=causal, cross=cross).double()
 
 
@@ -52,6 +52,55 @@ def test_fused_and_explicit_paths_agree(causal, pos, padded):
     torch.testing.assert_close(out_f, out_e, atol=1e-10, rtol=1e-8)
     for g_f, g_e in zip(grads_f, grads_e):
         torch.testing.assert_close(g_f, g_e, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "causal,pos,padded,cross",
+    [(True, "learned", False, False), (False, "rotary", True, False), (True, "rotary", True, False),
+     (False, "learned", True, True)],
+)
+def test_grouped_query_paths_agree(causal, pos, padded, cross):
+    """n_key_value_heads=2 of 6 query heads: fused SDPA (enable_gqa) and the explicit path, fp64, T=63."""
+    attn = make(causal=causal, cross=cross, d_model=36, n_heads=6, n_key_value_heads=2, positional_embedding_type=pos)
+    assert attn.W_K.shape == attn.W_V.shape == (2, 36, 6)  # two key/value heads, each serving three query heads
+    x = torch.randn(2, 63, 36, dtype=torch.float64)
+    kwargs = {"kv": torch.randn(2, 41, 36, dtype=torch.float64)} if cross else {}
+    n_k = 41 if cross else 63
+    mask = None
+    if padded:
+        mask = torch.ones(2, n_k, dtype=torch.bool)
+        mask[1, n_k - 13:] = False
+    (out_f, grads_f), (out_e, grads_e) = run_both(attn, x, key_padding_mask=mask, **kwargs)
+    torch.testing.assert_close(out_f, out_e, atol=1e-10, rtol=1e-8)
+    for g_f, g_e in zip(grads_f, grads_e):
+        torch.testing.assert_close(g_f, g_e, atol=1e-10, rtol=1e-8)
+
+
+def test_grouped_query_attention_is_attention_with_shared_key_value_heads():
+    """TransformerLens' layout: W_K, W_V and hook_k, hook_v hold the kv heads; query head h reads kv head
+    h // (n_heads / n_kv). Repeating each kv head's weights gives an ordinary attention with the same output."""
+    gqa = make(d_model=36, n_heads=6, n_key_value_heads=2, positional_embedding_type="rotary")
+    mha = make(d_model=36, n_heads=6, positional_embedding_type="rotary")
+    assert gqa.W_K.shape == gqa.W_V.shape == (2, 36, 6) and gqa.b_K.shape == (2, 6) and gqa.W_Q.shape == (6, 36, 6)
+    with torch.no_grad():
+        for p in gqa.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        for name in ("W_Q", "b_Q", "W_O", "b_O"):
+            getattr(mha, name).copy_(getattr(gqa, name))
+        for name in ("W_K", "W_V", "b_K", "b_V"):
+            getattr(mha, name).copy_(getattr(gqa, name).repeat_interleave(3, dim=0))
+    x = torch.randn(2, 11, 36, dtype=torch.float64)
+    store = {}
+    gqa.hook_k.add_hook(lambda t, hook: store.setdefault("k", t))
+    out = gqa(x)
+    gqa.hook_k.remove_hooks()
+    assert store["k"].shape == (2, 11, 2, 6)
+    torch.testing.assert_close(out, mha(x))
+    # and the KV cache keeps the kv heads only
+    cache: dict = {}
+    steps = [gqa(x[:, :4], cache=cache)] + [gqa(x[:, t : t + 1], cache=cache) for t in range(4, 11)]
+    assert cache["k"].shape == (2, 11, 2, 6)
+    torch.testing.assert_close(torch.cat(steps, 1), out)
 
 
 def test_cross_attention_paths_agree():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from probe.train.optim import LAMB, OPTIMIZERS, adam_2017, make_optimizer, param_groups
+from probe.train.optim import LAMB, OPTIMIZERS, make_optimizer, param_groups
 from probe.train.trainer import TrainConfig, Trainer
 from tests.train.helpers import induction_data, tiny_decoder
 
@@ -53,10 +53,6 @@ def test_groups_train_at_their_own_rates():
     for n, p in model.named_parameters():
         moved = (p.detach() - before[n]).abs().max().item()
         assert (moved == 0.0) if ".attn." in n else (moved > 1e-5), n
-
-
-def test_adam_2017_settings():
-    assert adam_2017() == {"betas": (0.9, 0.98), "eps": 1e-9}
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

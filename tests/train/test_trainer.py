@@ -53,7 +53,7 @@ def test_jsonl_log_and_checkpoint_meta(tmp_path):
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
     assert [r["step"] for r in records if "eval_loss" in r] == [2, 4]
     assert all(r["tokens_per_s"] > 0 for r in records if "loss" in r)
-    meta = json.loads((tmp_path / "final" / "meta.json").read_text())
+    meta = json.loads((tmp_path / "meta.json").read_text())  # the run directory is the final checkpoint
     assert meta["step"] == 4 and meta["train_config"]["steps"] == 4
     assert meta["metrics"]["loss"] == trainer.last_loss and "eval_loss" in meta["metrics"]
 
@@ -85,7 +85,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"became nan at step 7.*step-4"):
         trainer.fit()
     assert (tmp_path / "step-4" / "model.safetensors").is_file()
-    assert not (tmp_path / "step-8").exists() and not (tmp_path / "final").exists()
+    assert not (tmp_path / "step-8").exists() and not (tmp_path / "model.safetensors").exists()
     import probe
 
     good = probe.load(tmp_path / "step-4")
