@@ -21,7 +21,7 @@ VIEWS = {
 }
 CASES = [("dec", "transformer"), ("dec_tok", "transformer"), ("encdec", "transformer"),
          ("encdec_tok", "transformer"), ("enc_cls", "transformer"), ("linear", "transformer"), ("vit", "vit"),
-         ("cnn", "cnn"), ("runs/train_run/final", "transformer")]
+         ("cnn", "cnn"), ("runs/train_run", "transformer")]
 HEADS = {"dec": ["L0H1", "L1H0"], "encdec": ["enc.L0H0", "cross.L1H1"], "encdec_tok": ["dec.L1H0", "cross.L0H1"],
          "vit": ["L0H1"]}
 

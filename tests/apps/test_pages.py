@@ -84,7 +84,7 @@ def test_home_lists_checkpoints_and_runs_and_links_them(roots):
         assert f"[{name}](model_explorer?checkpoint={name})" in md  # each row opens its checkpoint ...
     # ... and the run its command wrote (--out), or the run it was saved inside
     assert "| [dec](model_explorer?checkpoint=dec) | transformer | 7 | [alpha](runs_browser?run=alpha) |" in md
-    assert ("[runs/train_run/final](model_explorer?checkpoint=runs/train_run/final) | transformer | 6 | "
+    assert ("[runs/train_run](model_explorer?checkpoint=runs/train_run) | transformer | 6 | "
             "[train_run](runs_browser?run=train_run)") in md
     assert "[broken](model_explorer?checkpoint=broken)" in md  # listed; the explorer says why it cannot load
     for run in ("alpha", "nested/sub", "train_run", "demo"):
@@ -239,8 +239,8 @@ def test_explorer_other_kinds_and_broken_checkpoint(roots):
 
 def test_explorer_opens_checkpoints_saved_inside_runs_and_links_back(roots):
     at = page("model_explorer")
-    assert "runs/train_run/final" in at.selectbox(key="checkpoint").options
-    choose(at, "checkpoint", "runs/train_run/final")
+    assert "runs/train_run" in at.selectbox(key="checkpoint").options
+    choose(at, "checkpoint", "runs/train_run")
     links = [p for p in at.get("page_link")]
     assert any("Trained in run train_run" in link.proto.label and "run=train_run" in link.proto.page
                or "Trained in run train_run" in link.proto.label for link in links)
@@ -284,7 +284,7 @@ def test_runs_browser_lists_runs_files_and_checkpoints(roots):
     logs = [d.value for d in at.dataframe if "step" in d.value]
     assert len(logs) == 1 and logs[0]["step"].max() == 6  # the trainer's metrics.jsonl
     labels = [link.proto.label for link in at.get("page_link")]
-    assert "Checkpoint runs/train_run/final: open it in the model explorer" in labels
+    assert "Checkpoint runs/train_run: open it in the model explorer" in labels
     chart(at, "run_loss")
 
 
