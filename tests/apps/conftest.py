@@ -124,7 +124,7 @@ def _build_roots(base: Path) -> dict[str, Path]:
         trainer.last_loss = loss.item()
         log.append(json.dumps({"step": step + 1, "loss": loss.item(), "lr": 0.05}))
     (out / "metrics.jsonl").write_text("\n".join(log) + "\n")
-    model.save(out, meta={"step": 6, "command": f"probe train --task induction --out {out}"})  # the run is the checkpoint
+    model.save(out, meta={"step": 6, "command": f"probe train --task induction --out {out}"})  # the run = checkpoint
     other = runs / "train_other"
     other.mkdir()
     (other / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 3.0 / s, "eval_loss": 4.0 / s})
