@@ -34,7 +34,8 @@ export default function(component) {
   body.innerHTML = '';
   const { queries, keys, pattern, heads, grid } = data;  // pattern [head][query][key]
   let pinned = null;
-  hint.textContent = 'Hover a query token to colour the keys it attends to in every head; click to pin.';
+  hint.textContent = 'Hover a query token to colour the keys it attends to in every head (darkest: the largest ' +
+    'weight of that head\'s row; hover a key for its weight); click to pin.';
 
   function cell(text, cls) {
     const el = document.createElement('span');
@@ -71,8 +72,10 @@ export default function(component) {
     qCells.forEach((c, i) => c.classList.toggle('active', i === q));
     kCells.forEach((cells, h) => cells.forEach((c, j) => {
       const w = q === null ? 0 : pattern[h][q][j];
-      c.style.background = `rgba(31, 119, 180, ${w.toFixed(4)})`;
-      c.style.color = w > 0.55 ? 'white' : 'black';
+      const top = q === null ? 1 : Math.max(...pattern[h][q], 1e-9);
+      const a = Math.min(Math.max(w / top, 0), 1);
+      c.style.background = `rgba(31, 119, 180, ${a.toFixed(4)})`;
+      c.style.color = a > 0.55 ? 'white' : 'black';
       c.dataset.weight = w.toFixed(4);
       c.title = q === null ? '' : `${heads[h]}: ${queries[q]} -> ${keys[j]}: ${w.toFixed(3)}`;
     }));
