@@ -85,7 +85,8 @@ def list_runs(root: Path | None = None) -> list[Path]:
 
 
 def list_trajectories(roots: list[Path] | None = None) -> list[Path]:
-    """Attention-trajectory directories (trajectory.json from `probe.train.callbacks.AttentionTrajectory`)."""
+    """Recording directories (trajectory.json, written by `probe.train.recorder.Recorder` or
+    `probe.trajectory.TrajectoryWriter`)."""
     roots = roots if roots is not None else [runs_root(), checkpoints_root()]
     out = []
     for root in roots:

@@ -31,15 +31,16 @@ def token_names(cfg: ScanSnapConfig) -> list[str]:
 @st.cache_resource(show_spinner="reading the trajectory ...")
 def replay(path: str, stamp: float) -> dict:
     """c_{l|n} [ratio step class token] and the distinct-token entropy [ratio step] of a saved trajectory."""
-    from analyses.scan_snap.trajectory import load_trajectory
+    from probe.trajectory import load_trajectory
 
-    tensors, meta, cfg = load_trajectory(path)
+    traj = load_trajectory(path)
+    cfg = ScanSnapConfig.from_dict(traj.meta["config"])
     data = ScanSnapData(cfg)
-    c = class_attention(tensors["Z"], data.cond_prob(), data.query)
+    c = class_attention(traj["Z"].transpose(0, 1), data.cond_prob(), data.query)  # Z: [step ratio M M]
     ent = distinct_entropy(c, data.mask("distinct"))
     common = (c * data.mask("common")).sum(-1).mean(-1)  # [ratio step]: mean over classes
-    return {"meta": meta, "cfg": cfg, "c": c.numpy(), "entropy": ent.numpy(), "common": common.numpy(),
-            "loss": tensors["loss"].numpy()}
+    return {"meta": {**traj.meta, "steps": traj.steps.tolist()}, "cfg": cfg, "c": c.numpy(), "entropy": ent.numpy(),
+            "common": common.numpy(), "loss": traj["loss"].T.numpy()}  # loss: [ratio step], NaN at the last step
 
 
 def heatmaps(cs: dict[str, np.ndarray], cfg: ScanSnapConfig, title: str):
@@ -58,13 +59,13 @@ def heatmaps(cs: dict[str, np.ndarray], cfg: ScanSnapConfig, title: str):
 
 
 path = lib.checkpoints_root() / "scan_snap_trajectory"
-have = (path / "trajectory.safetensors").is_file() and (path / "meta.json").is_file()
+have = (path / "trajectory.json").is_file()
 cfg = None
 if not have:
     st.info(f"No Scan-and-Snap trajectory at {path}. Make it with `python -m analyses.scan_snap trajectory` "
-            "(writes trajectory.safetensors + meta.json), or train a small run below.")
+            "(a recording read by probe.load_trajectory), or train a small run below.")
 else:
-    r = replay(str(path), max(f.stat().st_mtime for f in path.iterdir()))
+    r = replay(str(path), max(f.stat().st_mtime for f in path.rglob("*") if f.is_file()))
     meta, cfg, steps = r["meta"], r["cfg"], r["meta"]["steps"]
     ratios = [f"eta_Y/eta_Z = {x:g}" for x in meta["ratios"]]
     st.caption(f"`{path}`: M = {cfg.d_vocab}, {cfg.num_next} classes, eta_Z = {meta['eta_z']}, batch {meta['batch']}, "
@@ -81,8 +82,7 @@ else:
     left.plotly_chart(lib.line({name: (steps, r["entropy"][k].tolist()) for k, name in enumerate(ratios)},
                                "entropy of c_(l|n) over distinct tokens", "iteration", "nats", mark=step),
                       key="entropy")
-    iters = list(range(1, r["loss"].shape[1] + 1))
-    right.plotly_chart(lib.line({name: (iters, r["loss"][k].tolist()) for k, name in enumerate(ratios)},
+    right.plotly_chart(lib.line({name: (steps[:-1], r["loss"][k, :-1].tolist()) for k, name in enumerate(ratios)},
                                 "training loss", "iteration", "cross-entropy", mark=step), key="loss")
 
 st.subheader("Train a small run")

@@ -10,10 +10,12 @@ import torch
 from analyses.scan_snap import SUBCOMMANDS
 from analyses.scan_snap.__main__ import main
 from analyses.scan_snap.common import FIG4_CFG, FIG4_ETA_Z, FIG4_RATIOS
-from analyses.scan_snap.trajectory import load_trajectory
+from analyses.scan_snap.trajectory import DEFAULT_DIR
 from probe.data.scan_snap import ScanSnapData
 from probe.models.scan_snap import class_attention
+from probe.models.scan_snap_config import ScanSnapConfig
 from probe.ops.scan_snap_sweep import RunSpec, sweep
+from probe.trajectory import load_trajectory
 
 
 def test_all_quick_writes_files(tmp_path):
@@ -55,17 +57,19 @@ def test_figure6_flags(tmp_path):
 
 
 def test_shipped_trajectory_replays():
-    tensors, meta, cfg = load_trajectory()
-    steps = len(meta["steps"])
-    M = cfg.d_vocab
-    assert cfg == FIG4_CFG and meta["ratios"] == list(FIG4_RATIOS)
-    assert tensors["Z"].shape == (len(FIG4_RATIOS), steps, M, M) == tensors["Y"].shape
+    traj = load_trajectory(DEFAULT_DIR)
+    cfg = ScanSnapConfig.from_dict(traj.meta["config"])
+    steps, M = len(traj.steps), cfg.d_vocab
+    assert cfg == FIG4_CFG and traj.meta["ratios"] == list(FIG4_RATIOS) and traj.steps.tolist() == list(range(101))
+    assert traj["Z"].shape == (steps, len(FIG4_RATIOS), M, M) == traj["Y"].shape
     data = ScanSnapData(cfg)
-    c0 = class_attention(tensors["Z"][:, 0], data.cond_prob(), data.query)
+    c0 = class_attention(traj["Z"][0], data.cond_prob(), data.query)
     torch.testing.assert_close(c0, data.cond_prob().expand_as(c0))  # zero init: c = P(l|n)
     # its first steps are what the recorded command computes
-    res = sweep([RunSpec(cfg, FIG4_ETA_Z, FIG4_ETA_Z * r) for r in FIG4_RATIOS], 3, meta["batch"], record_every=1)
-    torch.testing.assert_close(res.Z_history.transpose(0, 1), tensors["Z"][:, :4], atol=1e-5, rtol=1e-4)
+    res = sweep([RunSpec(cfg, FIG4_ETA_Z, FIG4_ETA_Z * r) for r in FIG4_RATIOS], 3, traj.meta["batch"],
+                record_every=1)
+    torch.testing.assert_close(res.Z_history, traj["Z"][:4], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(res.loss, traj["loss"][:3])
 
 
 def test_text_quick_measures_entropy_per_run(tmp_path):

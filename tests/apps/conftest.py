@@ -62,12 +62,13 @@ def roots(tmp_path_factory) -> dict[str, Path]:
 def _build_roots(base: Path) -> dict[str, Path]:
     from analyses.scan_snap.trajectory import run as scan_snap_trajectory
     from probe.data import synthetic
+    from probe.data.dataset import DictDataset
     from probe.models.cnn import CNN
     from probe.models.scan_snap import ScanSnapModel
     from probe.models.scan_snap_config import ScanSnapConfig
     from probe.models.transformer import Transformer
     from probe.models.vit import ViT
-    from probe.train.callbacks import AttentionTrajectory
+    from probe.train.recorder import Recorder
 
     ckpt, runs = base / "checkpoints", base / "runs"
     Transformer(_tiny()).save(ckpt / "dec", meta={"step": 7, "metrics": {"loss": 1.5},
@@ -101,13 +102,13 @@ def _build_roots(base: Path) -> dict[str, Path]:
     (runs / "nested" / "sub" / "metrics.json").write_text(json.dumps({"nested_value": 42}))
 
     # a training run laid out as `probe train --trajectory-every 2` writes it: OUT/metrics.jsonl beside
-    # OUT/trajectory/, recorded by the real AttentionTrajectory callback (plain SGD here: torch.optim's first
+    # OUT/trajectory/, recorded by the real Recorder callback (plain SGD here: torch.optim's first
     # import costs seconds, and the Trainer itself is tested in tests/train)
-    fields = synthetic.task_model_fields("induction", n_symbols=8, block=4)
+    fields = synthetic.task_model_fields("induction", n_symbols=8, max_block=4, length=9)
     model = Transformer(TransformerConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32, seed=0, **fields))
-    data = synthetic.induction(64, n_symbols=8, block=4, seed=0)
+    data = synthetic.induction(64, n_symbols=8, max_block=4, length=9, seed=0)
     out = runs / "train_run"
-    traj = AttentionTrajectory(data[:2], out / "trajectory", every=2)
+    traj = Recorder(out / "trajectory", every=2, probe_batch=data[:2])
     trainer = SimpleNamespace(model=model, device=torch.device("cpu"), last_loss=None,
                               dist=SimpleNamespace(is_main=True))
     log = []
@@ -130,6 +131,19 @@ def _build_roots(base: Path) -> dict[str, Path]:
     (other / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 3.0 / s, "eval_loss": 4.0 / s})
                                                  + "\n" for s in range(1, 9)))
 
+    # recordings made by the Recorder through the Trainer: two seeds of a 2-layer decoder (head scores, patterns,
+    # a custom vector and a custom dict measure), and an encoder-decoder (three kinds of patterns)
+    for name, seed in (("rec_a", 0), ("rec_b", 1)):
+        record_run(runs / name, Transformer(_tiny(seed=seed, pad_token_id=0, bos_token_id=1, n_ctx=16)),
+                   synthetic.induction(64, n_symbols=8, max_block=4, length=9, seed=seed), every=3 + seed,
+                   tokenizer=word_tokenizer(12, ("<pad>", "<bos>")),
+                   custom={"spectrum": lambda m, step: m.W_E.detach().norm(dim=0)[:5],
+                           "acc": lambda m, step: {"train": 0.1 * step, "test": 0.05 * step}})
+    src = torch.randint(3, 12, (16, 5))
+    seq = {"src": src, "tgt": torch.cat([torch.ones(16, 1, dtype=torch.long), src.flip(1)], 1)}
+    record_run(runs / "rec_encdec", Transformer(_tiny(arch="encoder_decoder", bos_token_id=1)),
+               DictDataset(**seq), every=3, probe_batch={k: v[:2] for k, v in seq.items()})
+
     # a report that shows figures of another run and links to other reports and files, as the demo's does
     (runs / "demo").mkdir()
     (runs / "demo" / "report.md").write_text(
@@ -137,6 +151,18 @@ def _build_roots(base: Path) -> dict[str, Path]:
         "[a web page](https://example.org) and [nothing](../missing/report.md).\n\n"
         "![alpha curve](../alpha/curve.png) ![gone](../alpha/gone.png)\n\nThe end.\n")
     return {"checkpoints": ckpt, "runs": runs, "empty": base / "empty"}
+
+
+def record_run(out: Path, model, data, every: int, steps: int = 8, **recorder) -> None:
+    """Train `model` a few steps with the Trainer and a Recorder writing out/trajectory."""
+    from probe.train.recorder import Recorder
+    from probe.train.trainer import TrainConfig, Trainer
+
+    tokenizer = recorder.pop("tokenizer", None)
+    rec = Recorder(out / "trajectory", every=every, **recorder)
+    cfg = TrainConfig(steps=steps, batch_size=8, lr=0.01, device="cpu", progress=False, log_every=2,
+                      out_dir=str(out), amp=False)
+    Trainer(model, data, data, cfg, callbacks=[rec], tokenizer=tokenizer).fit()
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 from streamlit.testing.v1 import AppTest
 
 import probe
@@ -274,7 +273,8 @@ def test_runs_browser_report_figures_and_links(roots):
 
 def test_runs_browser_lists_runs_files_and_checkpoints(roots):
     at = page("runs_browser")
-    assert at.selectbox(key="run").options == ["alpha", "demo", "nested/sub", "train_other", "train_run"]
+    assert at.selectbox(key="run").options == ["alpha", "demo", "nested/sub", "rec_a", "rec_b", "rec_encdec",
+                                               "train_other", "train_run"]
     assert "The claim is **supported**" in texts(at)
     assert len(at.get("image")) == 1 and "1 figures (1 in the folder" in texts(at)
     choose(at, "run", "nested/sub")
@@ -327,13 +327,15 @@ def test_ema_is_tensorboards_debiased_average():
 
 # ---- Scan & Snap and trajectories ---------------------------------------------------------------------------------
 def test_scan_snap_replay_matches_saved_trajectory(roots):
-    from analyses.scan_snap.trajectory import load_trajectory
     from probe.data.scan_snap import ScanSnapData
     from probe.models.scan_snap import class_attention
+    from probe.models.scan_snap_config import ScanSnapConfig
+    from probe.trajectory import load_trajectory
 
     at = page("scan_snap_replay")
-    tensors, meta, cfg = load_trajectory(roots["checkpoints"] / "scan_snap_trajectory")
-    last = len(meta["steps"]) - 1
+    traj = load_trajectory(roots["checkpoints"] / "scan_snap_trajectory")
+    cfg, Z = ScanSnapConfig.from_dict(traj.meta["config"]), traj["Z"]  # Z: [step ratio M M]
+    last = len(traj.steps) - 1
     at.slider(key="iteration").set_value(last).run()
     assert not at.exception, at.exception
     fig = chart(at, "c_heatmap")
@@ -342,20 +344,21 @@ def test_scan_snap_replay_matches_saved_trajectory(roots):
     for r in range(2):
         c = z(fig, r)
         np.testing.assert_allclose(c.sum(1), 1.0, atol=1e-5)  # c_(l|n) is a distribution over context tokens
-        expected = class_attention(tensors["Z"][r, last], data.cond_prob(), data.query)[:, :n_ctx]
+        expected = class_attention(Z[last, r], data.cond_prob(), data.query)[:, :n_ctx]
         np.testing.assert_allclose(c, expected.numpy(), atol=1e-6)
     entropy = chart(at, "entropy")
     assert [t["name"] for t in entropy["data"]] == ["eta_Y/eta_Z = 1", "eta_Y/eta_Z = 10"]
-    assert len(entropy["data"][0]["y"]) == len(meta["steps"])
+    assert len(entropy["data"][0]["y"]) == len(traj.steps)
 
 
 def test_scan_snap_runs_are_kept_and_compared(roots):
     """The page's small runs are the batched reference trainer's runs (same init, data stream and SGD momentum); a
     second run is kept beside the first instead of replacing it."""
-    from analyses.scan_snap.trajectory import load_trajectory
     from probe.data.scan_snap import ScanSnapData
     from probe.models.scan_snap import class_attention, distinct_entropy
+    from probe.models.scan_snap_config import ScanSnapConfig
     from probe.ops.scan_snap_sweep import RunSpec, sweep
+    from probe.trajectory import load_trajectory
 
     at = page("scan_snap_replay")
     at.slider(key="train_iters").set_value(10)  # form widgets: their values travel with the submit
@@ -373,7 +376,7 @@ def test_scan_snap_runs_are_kept_and_compared(roots):
     heat = chart(at, "own_heatmap")
     assert len(heat["data"]) == 2
     ent = array(entropy["data"][0]["y"])
-    _, _, cfg = load_trajectory(roots["checkpoints"] / "scan_snap_trajectory")
+    cfg = ScanSnapConfig.from_dict(load_trajectory(roots["checkpoints"] / "scan_snap_trajectory").meta["config"])
     ref = sweep([RunSpec(cfg, 1.0, 10.0)], 10, 64, record_every=1)
     data = ScanSnapData(cfg)
     expected = distinct_entropy(class_attention(ref.Z_history[:, 0], data.cond_prob(), data.query),
@@ -382,21 +385,6 @@ def test_scan_snap_runs_are_kept_and_compared(roots):
     np.testing.assert_allclose(ent, expected.numpy(), rtol=1e-4, atol=1e-5)
     at.button(key="own_clear").click().run()
     assert not at.exception and not at.get("multiselect")
-
-
-def test_training_trajectories(roots):
-    at = page("training_trajectories")
-    assert at.selectbox(key="trajectory").value == "runs/train_run/trajectory"
-    tensors = load_file(str(roots["runs"] / "train_run" / "trajectory" / "trajectory.safetensors"))
-    stored = tensors["blocks.0.attn.hook_pattern"]  # [record batch head query key], steps 0 2 4 6
-    at.select_slider(key="step").set_value(2).run()
-    choose(at, "head", 1)
-    choose(at, "example", 1)
-    pattern = z(chart(at, "pattern"))
-    np.testing.assert_allclose(pattern, stored[1, 1, 1].numpy(), atol=1e-6)
-    np.testing.assert_allclose(pattern.sum(1), 1.0, atol=1e-5)
-    loss = chart(at, "loss")["data"][0]
-    assert loss["name"] == "train loss" and array(loss["x"]).tolist() == [1, 2, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize("name", ["model_explorer", "runs_browser", "compare_runs", "scan_snap_replay",

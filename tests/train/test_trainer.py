@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from probe.data import synthetic
-from probe.train import AttentionTrajectory, Callback, NonFiniteLossError, TrainConfig, Trainer, load_trajectory
+from probe.train import Callback, NonFiniteLossError, TrainConfig, Trainer
 from probe.train.trainer import select_device, smoothed_loss
 from tests.train.helpers import induction_data, tiny_decoder
 
@@ -138,27 +138,6 @@ def test_dataloader_input():
     trainer = Trainer(tiny_decoder(), loader, None, TrainConfig(steps=10, log_every=5, progress=False))
     trainer.fit()  # 8 batches per pass: the stream cycles through the loader
     assert trainer.step == 10 and len(trainer.losses()) == 2
-
-
-def test_attention_trajectory(tmp_path):
-    model = tiny_decoder()
-    probe_batch = induction_data(3, seed=5)[:3]
-    traj = AttentionTrajectory(probe_batch, tmp_path / "traj", every=2)
-    trainer = Trainer(model, induction_data(), None, TrainConfig(steps=5, batch_size=8, progress=False),
-                      callbacks=[traj])
-    trainer.fit()
-    index, tensors = load_trajectory(tmp_path / "traj")
-    assert index["steps"] == [0, 2, 4, 5] and index["hooks"] == ["blocks.0.attn.hook_pattern"]
-    pattern = tensors["blocks.0.attn.hook_pattern"]
-    assert pattern.shape == (4, 3, 2, 9, 9)
-    torch.testing.assert_close(pattern.sum(-1), torch.ones(4, 3, 2, 9))
-    assert torch.equal(tensors["probe.tokens"], probe_batch["tokens"])
-    model.eval()
-    _, cache = model.run_with_cache(**probe_batch, names_filter=["blocks.0.attn.hook_pattern"])
-    torch.testing.assert_close(pattern[-1], cache["pattern", 0])  # the last record is the final model's pattern
-    assert not torch.allclose(pattern[0], pattern[-1])
-    with pytest.raises(FileNotFoundError, match="not an attention trajectory"):
-        load_trajectory(tmp_path)
 
 
 def test_trains_seq2seq_and_classifier():
