@@ -35,7 +35,7 @@ export default function(component) {
   const { queries, keys, pattern, heads, grid } = data;  // pattern [head][query][key]
   let pinned = null;
   hint.textContent = 'Hover a query token to colour the keys it attends to in every head (darkest: the largest ' +
-    'weight of that head\'s row; hover a key for its weight); click to pin.';
+    'weight of the row in that head; hover a key for its weight); click to pin.';
 
   function cell(text, cls) {
     const el = document.createElement('span');

@@ -92,9 +92,11 @@ def shows(page, text: str, timeout: float = 60.0) -> bool:
 
 
 def check(page, name: str, shots: Path) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"))
+    page.screenshot(path=str(shots / f"{name}.png"), timeout=120_000)
     assert page.locator('[data-testid="stException"]').count() == 0, \
         f"{name}: exception box: {page.locator('[data-testid=stException]').first.inner_text()[:500]}"
+    errors = page.locator('[data-testid="stAlertContentError"]')  # st.error boxes and component errors
+    assert errors.count() == 0, f"{name}: error box: {errors.first.inner_text()[:500]}"
     assert page.evaluate(BROKEN_IMAGES) == [], f"{name}: images that did not load"
 
 
@@ -107,6 +109,7 @@ def test_browser_every_page_and_view(server, tmp_path):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 2000})
+            context.set_default_timeout(120_000)  # a shared, loaded machine: patience, not flakiness
 
             def open_tab(path: str):
                 """A shared link opens in a new tab (a reload of the same tab may keep its session)."""
@@ -140,7 +143,7 @@ def test_browser_every_page_and_view(server, tmp_path):
 
             # every other page, through the sidebar (the same session)
             for label, text in (("Compare runs", "eval_loss"), ("Scan & Snap replay", "Train a small run"),
-                                ("Training trajectories", "Loss from"), ("Overview", "Checkpoints")):
+                                ("Training trajectories", "Curves"), ("Overview", "Checkpoints")):
                 page.locator('[data-testid="stSidebarNav"]').get_by_text(label, exact=True).click()
                 settle(page)
                 assert shows(page, text), f"{label}: {text!r} not shown"
@@ -155,6 +158,7 @@ def test_browser_every_page_and_view(server, tmp_path):
             assert shows(page, "encoded with the checkpoint's tokenizer")  # dec_tok, not dec
             check(page, "explorer_attention", shots)
             # hover: moving over a query token colours the keys by that query's attention
+            page.wait_for_selector(".probe-attn .q", timeout=60_000)
             queries = page.locator(".probe-attn .q")
             n = queries.count()
             assert n > 4
@@ -198,6 +202,15 @@ def test_browser_every_page_and_view(server, tmp_path):
                 settle(page)
                 assert shows(page, text), f"{checkpoint}: {text!r} not shown"
                 check(page, f"explorer_{checkpoint}", shots)
+            page.close()
+
+            # the replay page: two recordings side by side at one step, every view moved by the slider
+            page = open_tab("training_trajectories?trajectory=runs/rec_a/trajectory&compare=runs/rec_b/trajectory"
+                            "&step=6&measure=spectrum")
+            assert shows(page, "runs/rec_b/trajectory at step 4")
+            for text in ("Attention patterns on the probe batch", "Head scores", "spectrum over training"):
+                assert shows(page, text), text
+            check(page, "replay_side_by_side", shots)
             page.close()
 
             page = open_tab("runs_browser?run=alpha&tab=Files&file=metrics.json")
