@@ -71,7 +71,7 @@ else:
     ratios = [f"eta_Y/eta_Z = {x:g}" for x in meta["ratios"]]
     st.caption(f"`{path}`: M = {cfg.d_vocab}, {cfg.num_next} classes, eta_Z = {meta['eta_z']}, batch {meta['batch']}, "
                f"{meta['iters']} iterations, made by `{meta.get('command')}`.")
-    i = st.slider("Iteration", 0, len(steps) - 1, 0, key="iteration")
+    i = st.slider("Iteration", 0, len(steps) - 1, 0, key="iteration", bind="query-params")
     step = steps[i]
     fig = heatmaps({name: r["c"][k, i] for k, name in enumerate(ratios)}, cfg, f"c_(l|n) at iteration {step}")
     st.plotly_chart(fig, key="c_heatmap")
@@ -114,14 +114,31 @@ if clicked:
         losses.append(loss.item())
         bar.progress((t + 1) / n_iter, text=f"iteration {t + 1}/{n_iter}, loss {loss.item():.4f}")
     c = class_attention(torch.stack(zs), data.cond_prob(), data.query)
-    st.session_state["own_run"] = {"ratio": ratio, "eta_z": eta_z, "cfg": run_cfg, "c": c.numpy(),
-                                   "entropy": distinct_entropy(c, data.mask("distinct")).numpy(), "loss": losses}
-own = st.session_state.get("own_run")
-if own is not None:
-    n = len(own["loss"])
-    j = st.slider("Iteration of your run", 0, n, n, key="own_iteration")
-    name = f"your run: eta_Y/eta_Z = {own['ratio']:g}, eta_Z = {own['eta_z']:g}"
-    st.plotly_chart(heatmaps({name: own["c"][j]}, own["cfg"], f"c_(l|n) at iteration {j}"), key="own_heatmap")
-    st.plotly_chart(lib.line({name: (list(range(n + 1)), own["entropy"].tolist())},
-                             "entropy of c_(l|n) over distinct tokens", "iteration", "nats", mark=j),
-                    key="own_entropy")
+    own_runs = st.session_state.setdefault("own_runs", [])
+    own_runs.append({"name": f"run {len(own_runs) + 1}: eta_Y/eta_Z = {ratio:g}, eta_Z = {eta_z:g}, {n_iter} it",
+                     "ratio": ratio, "eta_z": eta_z, "cfg": run_cfg, "c": c.numpy(),
+                     "entropy": distinct_entropy(c, data.mask("distinct")).numpy(), "loss": losses})
+    st.session_state["own_compare"] = [r["name"] for r in own_runs[-2:]]  # the new run beside the previous one
+own_runs = st.session_state.get("own_runs", [])
+if own_runs:
+    st.subheader("Your runs")
+    st.caption("Every run you train here is kept (for this browser session) and can be compared with the others.")
+    names = [r["name"] for r in own_runs]
+    chosen = st.multiselect("Compare", names, default=names[-2:] if "own_compare" not in st.session_state else None,
+                            key="own_compare")
+    runs = [r for r in own_runs if r["name"] in chosen]
+    if st.button("Forget my runs", key="own_clear"):
+        st.session_state["own_runs"] = []
+        st.rerun()
+    if runs:
+        n = min(len(r["loss"]) for r in runs)
+        j = st.slider("Iteration of your runs", 0, n, n, key="own_iteration")
+        cfg0 = runs[0]["cfg"]
+        st.plotly_chart(heatmaps({r["name"]: r["c"][j] for r in runs}, cfg0, f"c_(l|n) at iteration {j}"),
+                        key="own_heatmap")
+        left, right = st.columns(2)
+        left.plotly_chart(lib.line({r["name"]: (list(range(len(r["entropy"]))), r["entropy"].tolist()) for r in runs},
+                                   "entropy of c_(l|n) over distinct tokens", "iteration", "nats", mark=j),
+                          key="own_entropy")
+        right.plotly_chart(lib.line({r["name"]: (list(range(1, len(r["loss"]) + 1)), r["loss"]) for r in runs},
+                                    "training loss", "iteration", "cross-entropy", mark=j), key="own_loss")
