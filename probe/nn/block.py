@@ -4,11 +4,19 @@ post (Vaswani et al. 2017, the figure):  r_mid = LN1(r + Attn(r));         r_out
 pre  (Xiong et al. 2020; most code):     r_mid = r + Attn(LN1(r));         r_out = r_mid + MLP(LN2(r_mid))
 A decoder block of an encoder-decoder adds cross-attention on the encoder output between the two, with its own norm
 `ln_cross`, writing `hook_cross_attn_out` and `hook_resid_mid_cross`.
+
+TransformerLens' optional input hooks, read live from the model's config (`model.set_use_*`), as its
+HookedTransformer block does: `use_split_qkv_input` gives each head its own copy of the residual stream for its
+query, key and value (`attn.hook_q_input` [batch pos head d_model], `attn.hook_k_input` / `hook_v_input`
+[batch pos kv_head d_model]), `use_attn_in` one copy for all three (`attn.hook_attn_in`), hooked before ln1, which
+then normalises each copy (pre-norm); `use_hook_mlp_in` hooks the MLP's input before ln2 (`hook_mlp_in`, a copy of
+resid_mid). With the flags off the block runs as without them.
 """
 
 from __future__ import annotations
 
 import torch
+from einops import repeat
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
@@ -28,9 +36,14 @@ def make_attention(cfg, causal: bool, cross: bool = False, generator: torch.Gene
 
 
 class TransformerBlock(nn.Module):
+    # TransformerLens' logit lens checks this: hook_resid_post is the one [batch pos d_model] residual stream that the
+    # next block (or the final norm) reads, not a stack of streams combined later
+    hook_out_is_single_residual_stream = True
+
     def __init__(self, cfg, layer: int, causal: bool, cross: bool = False,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
+        self.cfg = cfg  # the model's own config: its use_* flags switch the optional hooks
         self.layer, self.pre = layer, cfg.norm_placement == "pre"
         self.attn_only = cfg.attn_only
         self.ln1 = make_norm(cfg)
@@ -51,14 +64,31 @@ class TransformerBlock(nn.Module):
         if not cfg.attn_only:
             self.ln2 = make_norm(cfg)
             self.mlp = MLP(cfg, generator)
+            self.hook_mlp_in = HookPoint("use_hook_mlp_in")  # [batch pos d_model]
             self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def sublayer(self, resid: Tensor, norm: nn.Module, fn, hook: HookPoint) -> Tensor:
-        """resid + f(norm(resid)) (pre) or norm(resid + f(resid)) (post)."""
+    def sublayer(self, resid: Tensor, norm: nn.Module, fn, hook: HookPoint, norm_inside: bool = False) -> Tensor:
+        """resid + f(norm(resid)) (pre) or norm(resid + f(resid)) (post); `norm_inside`: f applies the pre-norm."""
         if self.pre:
-            return resid + self.dropout(hook(fn(norm(resid))))
+            return resid + self.dropout(hook(fn(resid if norm_inside else norm(resid))))
         return norm(resid + self.dropout(hook(fn(resid))))
+
+    def per_head_mix(self, resid: Tensor, key_padding_mask: Tensor | None, cache: dict | None) -> Tensor:
+        """Self-attention on per-head copies of the residual stream (use_attn_in / use_split_qkv_input)."""
+        attn, norm = self.attn, self.ln1 if self.pre else nn.Identity()
+        if self.cfg.use_attn_in:
+            q_in = k_in = v_in = norm(attn.hook_attn_in(repeat(resid, "b p d -> b p h d", h=attn.n_heads)))
+        else:
+            q_in = norm(attn.hook_q_input(repeat(resid, "b p d -> b p h d", h=attn.n_heads)))
+            k_in = norm(attn.hook_k_input(repeat(resid, "b p d -> b p g d", g=attn.n_kv_heads)))
+            v_in = norm(attn.hook_v_input(repeat(resid, "b p d -> b p g d", g=attn.n_kv_heads)))
+        return attn(None, key_padding_mask=key_padding_mask, cache=cache, heads=(q_in, k_in, v_in))
+
+    def mlp_branch(self, resid: Tensor) -> Tensor:
+        """The MLP on hook_mlp_in (use_hook_mlp_in): a copy of its input, hooked before ln2."""
+        x = self.hook_mlp_in(resid.clone())
+        return self.mlp(self.ln2(x) if self.pre else x)
 
     def conv(self, x: Tensor, key_padding_mask: Tensor | None, cache: dict | None) -> Tensor:
         """The short convolution (if any) before the mixer; padded positions enter it as zeros, as in its
@@ -83,7 +113,11 @@ class TransformerBlock(nn.Module):
         def mix(x: Tensor) -> Tensor:
             return self.attn(self.conv(x, key_padding_mask, cache), key_padding_mask=key_padding_mask, cache=self_cache)
 
-        resid = self.sublayer(resid, self.ln1, mix, self.hook_attn_out)
+        if self.cfg.use_attn_in or self.cfg.use_split_qkv_input:
+            per_head = lambda r: self.per_head_mix(r, key_padding_mask, self_cache)
+            resid = self.sublayer(resid, self.ln1, per_head, self.hook_attn_out, norm_inside=True)
+        else:
+            resid = self.sublayer(resid, self.ln1, mix, self.hook_attn_out)
         resid = self.hook_resid_mid(resid)
         if self.cross:
             cross_cache = cache.setdefault("cross", {}) if cache is not None else None
@@ -94,6 +128,8 @@ class TransformerBlock(nn.Module):
                 self.hook_cross_attn_out,
             )
             resid = self.hook_resid_mid_cross(resid)
-        if not self.attn_only:
+        if not self.attn_only and self.cfg.use_hook_mlp_in:
+            resid = self.sublayer(resid, self.ln2, self.mlp_branch, self.hook_mlp_out, norm_inside=True)
+        elif not self.attn_only:
             resid = self.sublayer(resid, self.ln2, self.mlp, self.hook_mlp_out)
         return self.hook_resid_post(resid)
