@@ -165,7 +165,8 @@ def test_post_norm_blocks_are_outside_the_edge_graph():
     """A post-norm block's readers see LN(resid + writes), not a sum of writes: ablating every edge does not give the
     corrupt run (the README says edge attribution and faithfulness do not represent post-norm models)."""
     m = model(norm_placement="post")
-    clean, corrupt = pair()
+    clean, corrupt = pair(n=5)
+    assert len(attribution_patch(m, clean, corrupt, metric_for(m)).node_scores) == 5 * (1 + 2 * (3 + 1))  # nodes run
     assert abs(faithfulness(m, clean, corrupt, metric_for(m), []).recovered) > 1e-3
 
 
