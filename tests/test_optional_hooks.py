@@ -84,10 +84,8 @@ def test_each_head_reads_its_own_copy_of_the_residual_stream():
         copies = cache[f"blocks.1.attn.hook_{name}"]
         torch.testing.assert_close(copies, cache["blocks.1.hook_resid_pre"][:, :, None].expand_as(copies))
 
-    def bump(x, hook):
-        x = x.clone()
+    def bump(x, hook):  # in place: each head's copy is its own memory
         x[:, :, 2] += torch.linspace(-1.0, 1.0, x.shape[-1], dtype=x.dtype)  # not a constant shift, which LN removes
-        return x
 
     for name, changed in [("q_input", "hook_q"), ("k_input", "hook_k"), ("v_input", "hook_v")]:
         with model.hooks(fwd_hooks=[(f"blocks.1.attn.hook_{name}", bump)]):

@@ -75,14 +75,19 @@ class TransformerBlock(nn.Module):
         return norm(resid + self.dropout(hook(fn(resid))))
 
     def per_head_mix(self, resid: Tensor, key_padding_mask: Tensor | None, cache: dict | None) -> Tensor:
-        """Self-attention on per-head copies of the residual stream (use_attn_in / use_split_qkv_input)."""
+        """Self-attention on per-head copies of the residual stream (use_attn_in / use_split_qkv_input); real copies,
+        not broadcast views, so that a hook may edit one head's in place."""
         attn, norm = self.attn, self.ln1 if self.pre else nn.Identity()
+
+        def copies(n: int) -> Tensor:
+            return repeat(resid, "b p d -> b p h d", h=n).contiguous()
+
         if self.cfg.use_attn_in:
-            q_in = k_in = v_in = norm(attn.hook_attn_in(repeat(resid, "b p d -> b p h d", h=attn.n_heads)))
+            q_in = k_in = v_in = norm(attn.hook_attn_in(copies(attn.n_heads)))
         else:
-            q_in = norm(attn.hook_q_input(repeat(resid, "b p d -> b p h d", h=attn.n_heads)))
-            k_in = norm(attn.hook_k_input(repeat(resid, "b p d -> b p g d", g=attn.n_kv_heads)))
-            v_in = norm(attn.hook_v_input(repeat(resid, "b p d -> b p g d", g=attn.n_kv_heads)))
+            q_in = norm(attn.hook_q_input(copies(attn.n_heads)))
+            k_in = norm(attn.hook_k_input(copies(attn.n_kv_heads)))
+            v_in = norm(attn.hook_v_input(copies(attn.n_kv_heads)))
         return attn(None, key_padding_mask=key_padding_mask, cache=cache, heads=(q_in, k_in, v_in))
 
     def mlp_branch(self, resid: Tensor) -> Tensor:
