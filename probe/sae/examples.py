@@ -16,10 +16,18 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import Tensor
+from torch.utils.data import default_collate
 
 from probe.sae.sae import SparseAutoencoder
 from probe.sae.site import Site
-from probe.train.batches import first_batches, to_device
+from probe.train.batches import DictDataset, to_device
+
+
+def ordered_batches(data: Any, batch_size: int):
+    """Every example of a map-style dataset once, in order, `batch_size` at a time (the last batch may be short)."""
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)))
+        yield data[idx] if isinstance(data, DictDataset) else default_collate([data[int(i)] for i in idx])
 
 
 def _latent_passes(sae: SparseAutoencoder, site: Site, data: Any, batch_size: int):
@@ -31,7 +39,7 @@ def _latent_passes(sae: SparseAutoencoder, site: Site, data: Any, batch_size: in
     sae.eval()
     try:
         start = 0
-        for batch in first_batches(data, batch_size, len(data)):
+        for batch in ordered_batches(data, batch_size):
             act = site.read(to_device(batch, site.model.device))
             with torch.no_grad():
                 f = sae.encode(site.rows(act).to(sae.device)).float().cpu()
