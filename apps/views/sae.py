@@ -37,7 +37,7 @@ def measure(path: str, stamp: float) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     from probe.sae import evaluate, latent_summary, top_activations
 
     sae, _, site, inputs = load(path, stamp)
-    metrics = evaluate(sae, site, inputs, n_batches=len(inputs), batch_size=32)
+    metrics = evaluate(sae, site, inputs)
     return metrics, latent_summary(sae, site, inputs), top_activations(sae, site, inputs, k=TOP_K)
 
 

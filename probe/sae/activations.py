@@ -15,9 +15,25 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import default_collate
 
 from probe.sae.site import Site
-from probe.train.batches import BatchStream, to_device
+from probe.train.batches import BatchStream, DictDataset, to_device
+
+
+def ordered_batches(data: Any, batch_size: int, n_batches: int | None = None) -> Iterator[dict[str, Tensor]]:
+    """The examples of a map-style dataset (a `DictDataset`) in order, `batch_size` at a time, the last batch
+    possibly short; all of them, or the first `n_batches` batches. Example i of `data` is example i of the stream, so
+    measurements can point back into `data`."""
+    if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+        raise TypeError(f"data must be a map-style dataset (a DictDataset) so that examples can be looked up again; "
+                        f"got {type(data).__name__}")
+    if batch_size < 1 or (n_batches is not None and n_batches < 1):
+        raise ValueError(f"batch_size={batch_size} and n_batches={n_batches} must be >= 1")
+    stop = len(data) if n_batches is None else min(len(data), n_batches * batch_size)
+    for start in range(0, stop, batch_size):
+        idx = torch.arange(start, min(start + batch_size, stop))
+        yield data[idx] if isinstance(data, DictDataset) else default_collate([data[int(i)] for i in idx])
 
 
 class ActivationStream:

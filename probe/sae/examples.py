@@ -16,25 +16,15 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import Tensor
-from torch.utils.data import default_collate
 
+from probe.sae.activations import ordered_batches
 from probe.sae.sae import SparseAutoencoder
 from probe.sae.site import Site
-from probe.train.batches import DictDataset, to_device
-
-
-def ordered_batches(data: Any, batch_size: int):
-    """Every example of a map-style dataset once, in order, `batch_size` at a time (the last batch may be short)."""
-    for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)))
-        yield data[idx] if isinstance(data, DictDataset) else default_collate([data[int(i)] for i in idx])
+from probe.train.batches import to_device
 
 
 def _latent_passes(sae: SparseAutoencoder, site: Site, data: Any, batch_size: int):
     """(first example index, rows per example, latents [rows d_sae]) for every batch of `data`, in order."""
-    if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
-        raise TypeError(f"data must be a map-style dataset (a DictDataset) so that examples can be looked up again; "
-                        f"got {type(data).__name__}")
     was_training = sae.training
     sae.eval()
     try:

@@ -18,9 +18,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from probe.sae.activations import ordered_batches
 from probe.sae.sae import SparseAutoencoder
 from probe.sae.site import Site
-from probe.train.batches import first_batches, to_device
+from probe.train.batches import to_device
 
 ABLATIONS = ("zero", "mean")
 
@@ -41,11 +42,11 @@ def loss_recovered(clean: float, spliced: float, ablated: float) -> float:
 
 
 @torch.no_grad()
-def evaluate(sae: SparseAutoencoder, site: Site, data: Any, n_batches: int = 8, batch_size: int = 32,
+def evaluate(sae: SparseAutoencoder, site: Site, data: Any, n_batches: int | None = None, batch_size: int = 32,
              ablation: str = "zero") -> dict[str, Any]:
-    """Every measure on the first `n_batches` batches of `data` (the model's inputs, labels included for a
-    classifier): l0, explained_variance, mse, dead_fraction over the n_rows evaluated, and ce_loss_clean,
-    ce_loss_sae, ce_loss_ablated, ce_loss_recovered."""
+    """Every measure on `data` (the model's inputs, labels included for a classifier; all of it, or its first
+    `n_batches` batches): l0, explained_variance, mse, dead_fraction over the n_rows evaluated, and ce_loss_clean,
+    ce_loss_sae, ce_loss_ablated, ce_loss_recovered (losses averaged over examples)."""
     if ablation not in ABLATIONS:
         raise ValueError(f"ablation={ablation!r} is not one of {ABLATIONS}")
     model = site.model
@@ -53,7 +54,7 @@ def evaluate(sae: SparseAutoencoder, site: Site, data: Any, n_batches: int = 8, 
     model.eval(), sae.eval()
     try:
         clean = []
-        for batch in first_batches(data, batch_size, n_batches):
+        for batch in ordered_batches(data, batch_size, n_batches):
             batch = to_device(batch, model.device)
             loss, cache = model.run_with_cache(**batch, return_type="loss", names_filter=[site.hook])
             clean.append((batch, loss.item(), cache[site.hook]))

@@ -83,7 +83,7 @@ def test_decoder_sae_measures_and_token_windows(shelf, app):
     assert at.selectbox(key="sae").options == ["sae_dec", "sae_swapped", "sae_vit"]
     at.selectbox(key="sae").set_value("sae_dec").run()
     sae, site, tokens = shelf["sae"], Site(shelf["dec"], "blocks.0.hook_resid_post"), shelf["tokens"]
-    m = evaluate(sae, site, tokens, n_batches=len(tokens), batch_size=32)
+    m = evaluate(sae, site, tokens)
     shown = {x.label: x.value for x in at.metric}
     assert shown["L0"] == f"{m['l0']:.2f}" and shown["Explained variance"] == f"{m['explained_variance']:.3f}"
     assert shown["CE loss recovered"] == f"{m['ce_loss_recovered']:.3f}"

@@ -70,3 +70,15 @@ def test_sae_trains_on_every_model_kind(kind, hook, head, arch):
     assert all(math.isfinite(m[k]) for k in ("l0", "explained_variance", "dead_fraction", "ce_loss_sae"))
     if arch == "topk":
         assert m["l0"] <= 4
+
+
+def test_ordered_batches_cover_the_data_in_order():
+    from probe.sae.activations import ordered_batches
+
+    data = helpers.tokens(10, 3)
+    sizes = [len(b["tokens"]) for b in ordered_batches(data, 4)]
+    assert sizes == [4, 4, 2]
+    assert torch.equal(torch.cat([b["tokens"] for b in ordered_batches(data, 4)]), data.tensors["tokens"])
+    assert [len(b["tokens"]) for b in ordered_batches(data, 4, n_batches=2)] == [4, 4]
+    with pytest.raises(TypeError, match="map-style"):
+        list(ordered_batches(iter([]), 4))
