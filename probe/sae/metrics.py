@@ -46,12 +46,14 @@ def evaluate(sae: SparseAutoencoder, site: Site, data: Any, n_batches: int | Non
              ablation: str = "zero") -> dict[str, Any]:
     """Every measure on `data` (the model's inputs, labels included for a classifier; all of it, or its first
     `n_batches` batches): l0, explained_variance, mse, dead_fraction over the n_rows evaluated, and ce_loss_clean,
-    ce_loss_sae, ce_loss_ablated, ce_loss_recovered (losses averaged over examples)."""
+    ce_loss_sae, ce_loss_ablated, ce_loss_recovered (each the model's loss per batch, averaged over batches weighted
+    by their number of examples)."""
     if ablation not in ABLATIONS:
         raise ValueError(f"ablation={ablation!r} is not one of {ABLATIONS}")
     model = site.model
     modes = model.training, sae.training
-    model.eval(), sae.eval()
+    model.eval()
+    sae.eval()
     try:
         clean = []
         for batch in ordered_batches(data, batch_size, n_batches):
@@ -70,9 +72,12 @@ def evaluate(sae: SparseAutoencoder, site: Site, data: Any, n_batches: int | Non
 
             return model.run_with_hooks(**batch, return_type="loss", fwd_hooks=[(site.hook, hook)]).item()
 
-        ablate = (lambda rows: torch.zeros_like(rows)) if ablation == "zero" else (
-            lambda rows: mean_row.expand_as(rows))
-        reconstruct = lambda rows: sae(rows.float(), return_type="reconstruction")  # noqa: E731
+        def ablate(rows: Tensor) -> Tensor:
+            return torch.zeros_like(rows) if ablation == "zero" else mean_row.expand_as(rows)
+
+        def reconstruct(rows: Tensor) -> Tensor:
+            return sae(rows.float(), return_type="reconstruction")
+
         weights = torch.tensor([float(len(next(iter(b.values())))) for b, _, _ in clean])
         weights = weights / weights.sum()
 
@@ -83,7 +88,8 @@ def evaluate(sae: SparseAutoencoder, site: Site, data: Any, n_batches: int | Non
         ce_sae = mean([run(b, reconstruct) for b, _, _ in clean])
         ce_ablated = mean([run(b, ablate) for b, _, _ in clean])
     finally:
-        model.train(modes[0]), sae.train(modes[1])
+        model.train(modes[0])
+        sae.train(modes[1])
     return {"l0": l0(f), "explained_variance": explained_variance(x, x_hat),
             "mse": (x - x_hat).pow(2).sum(-1).mean().item(), "dead_fraction": 1 - (f > 0).any(0).float().mean().item(),
             "n_rows": len(x), "ce_loss_clean": ce_clean, "ce_loss_sae": ce_sae, "ce_loss_ablated": ce_ablated,
