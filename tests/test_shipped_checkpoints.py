@@ -17,7 +17,7 @@ def meta(name: str) -> dict:
     return json.loads((ROOT / name / "meta.json").read_text())
 
 
-SHIPPED = [("induction_2l", "analyses.dynamics.induction_formation", "--set save=checkpoints/induction_2l"),
+SHIPPED = [("induction_2l", "analyses run dynamics.induction_formation", "--set save=checkpoints/induction_2l"),
            ("reverse_encdec", "analyses.reverse", "--save checkpoints/reverse_encdec")]
 
 

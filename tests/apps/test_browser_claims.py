@@ -17,14 +17,16 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's c
 
 
 @pytest.fixture
-def claims_runs(tmp_path):
-    """runs/claims inside the folder `server` serves (tmp_path/runs); requested before `server`, so it exists when
-    the app starts."""
+def roots(tmp_path):
+    """The folders `server` serves (this module's own, overriding the shared app roots): runs/claims built by the
+    claims fixture, no checkpoints."""
+    (tmp_path / "checkpoints").mkdir()
     with one_thread():
-        return build(tmp_path / "runs")
+        build(tmp_path / "runs")
+    return {"checkpoints": tmp_path / "checkpoints", "runs": tmp_path / "runs"}
 
 
-def test_browser_claims_page_renders_table_figure_and_report(claims_runs, server, tmp_path):  # noqa: F811
+def test_browser_claims_page_renders_table_figure_and_report(server, tmp_path):  # noqa: F811
     from playwright.sync_api import sync_playwright
 
     shots = Path(os.environ.get("PROBE_SCREENSHOTS", tmp_path))
