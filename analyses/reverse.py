@@ -15,10 +15,12 @@ loss_curve.png and cross_attention.png under runs/reverse/ (or --out).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,11 +33,22 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from analyses.induction import torch_threads  # noqa: E402
 from probe import Transformer, TransformerConfig  # noqa: E402
 from probe.data.synthetic import PAD, seq2seq, task_model_fields  # noqa: E402
 from probe.interop.bridge import vocab_tokenizer  # noqa: E402
 from probe.train.trainer import TrainConfig, Trainer  # noqa: E402
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with `n` intra-op threads (tiny models on a shared CPU run fastest on one), then restore."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 @dataclass
