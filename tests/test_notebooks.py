@@ -16,7 +16,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 def test_there_are_notebooks():
     names = {p.stem for p in NOTEBOOKS}
-    assert {"01_quickstart", "02_induction_circuit", "04_fast_weights", "05_vision"} <= names, names
+    assert {"01_quickstart", "02_induction_circuit", "03_scan_snap", "04_fast_weights", "05_vision"} <= names, names
 
 
 def stored_outputs(path: Path) -> list[str]:
