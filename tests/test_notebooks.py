@@ -16,7 +16,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 def test_there_are_notebooks():
     names = {p.stem for p in NOTEBOOKS}
-    assert {"01_quickstart", "02_induction_circuit", "03_scan_snap", "04_fast_weights", "05_vision"} <= names, names
+    assert {"01_quickstart", "02_induction_circuit", "03_scan_snap", "04_fast_weights", "05_vision",
+            "06_dynamics_and_claims"} <= names, names
 
 
 def stored_outputs(path: Path) -> list[str]:
