@@ -52,7 +52,7 @@ def test_notebook_is_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom(path):
+def test_notebook_runs_top_to_bottom(path, monkeypatch):
     nbformat = pytest.importorskip("nbformat", reason="make test installs the dev extras (nbformat, nbclient)")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(path, as_version=4)
@@ -60,7 +60,10 @@ def test_notebook_runs_top_to_bottom(path):
     env.pop("MPLBACKEND", None)  # the kernel's inline backend, as in Jupyter
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("OMP_NUM_THREADS", "1")
-    # "python" in the kernel spec resolves to this interpreter (jupyter_client substitutes sys.executable)
+    # this venv's kernel spec first (a user's own "python3" spec may point at another Python); its "python" resolves
+    # to this interpreter (jupyter_client substitutes sys.executable)
+    monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join([str(Path(sys.prefix) / "share" / "jupyter"),
+                                                        *filter(None, [os.environ.get("JUPYTER_PATH")])]))
     check = nbformat.v4.new_code_cell("import sys, probe; print(sys.executable); print(probe.__file__)")
     nb.cells.append(check)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
