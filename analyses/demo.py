@@ -4,7 +4,8 @@
    find its induction and previous-token heads with TransformerLens' head detector (runs/induction/).
 2. Interop: export the trained model to Hugging Face GPT-2 and boot it offline in TransformerLens' TransformerBridge;
    the bridge's logits and the induction head's pattern must equal ours (runs/demo/hf_induction/).
-3. `analyses.reverse`: an encoder-decoder trained to reverse sequences, scored by greedy decoding (runs/reverse/).
+3. `papers.reverse` (one seed): an encoder-decoder trained to reverse sequences, scored by greedy decoding
+   (DIR/../reverse/).
 4. runs/demo/report.md: one page linking the reports and figures, with the measured numbers.
 
 `python -m analyses.demo [--quick] [--out DIR]` (default runs/demo; the analyses write to DIR/../induction and
@@ -21,13 +22,16 @@ from pathlib import Path
 
 import torch
 
-from analyses import induction, reverse
+from analyses import induction
+from analyses.papers import reverse
+from probe.study import Result
+from probe.study import run as run_study
 
 
 @dataclass
 class DemoResult:
     induction: induction.InductionResult
-    reverse: reverse.ReverseResult | None = None
+    reverse: Result | None = None
     bridge: dict = field(default_factory=dict)
     seconds: float = 0.0
     out_dir: str = ""
@@ -94,15 +98,15 @@ def write_report(demo: DemoResult, out: Path, ind_dir: Path) -> None:
     else:
         lines.append("Skipped (--no-bridge).")
     if demo.reverse is not None:
-        v, c = demo.reverse, demo.reverse.config
+        c, row = demo.reverse.config, demo.reverse.table.iloc[0]
         rrel = Path("..") / "reverse"
         lines += [
             "",
             "## An encoder-decoder that reverses sequences",
             "",
-            f"A {c['n_layers']}+{c['n_layers']}-layer encoder-decoder trained for {c['steps']} steps "
-            f"({v.train_seconds:.0f} s) reverses fresh sequences of {c['min_len']}..{c['max_len']} symbols: greedy "
-            f"exact match {v.exact_match:.3f}, token accuracy {v.token_accuracy:.3f}. Report: "
+            f"A {c.n_layers}+{c.n_layers}-layer encoder-decoder trained for {c.steps} steps "
+            f"({row['train_s']:.0f} s) reverses fresh sequences of {c.min_len}..{c.max_len} symbols: greedy "
+            f"exact match {row['exact_match']:.3f}, token accuracy {row['token_accuracy']:.3f}. Report: "
             f"[{rrel}/report.md]({rrel}/report.md).",
             "",
             f"![cross-attention]({rrel}/cross_attention.png)",
@@ -119,12 +123,13 @@ def run(quick: bool = False, out: str | Path = "runs/demo", bridge: bool = True)
     demo = DemoResult(induction=result, out_dir=str(out))
     if bridge:
         demo.bridge = bridge_check(result, out)
-    demo.reverse = reverse.run(quick=quick, out=out.parent / "reverse")
+    demo.reverse = run_study(reverse.STUDY, quick=quick, seeds=1, out=out.parent / "reverse")
     demo.seconds = time.perf_counter() - start
     metrics = {"seconds": demo.seconds, "induction_claims": result.claims, "bridge": demo.bridge,
                "first_half_loss": result.first_half_loss, "repeated_half_loss": result.repeated_half_loss,
                "best_induction_head": result.best_induction_head,
-               "reverse_exact_match": demo.reverse.exact_match, "reverse_claims": demo.reverse.claims}
+               "reverse_exact_match": float(demo.reverse.table["exact_match"].iloc[0]),
+               "reverse_verdicts": {v.claim.id: v.outcome for v in demo.reverse.verdicts}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_report(demo, out, ind_dir)
     return demo

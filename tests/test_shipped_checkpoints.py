@@ -9,7 +9,7 @@ import torch
 
 import probe
 from analyses.induction import LOSS_RATIO_BOUND, half_losses, repeated_sequences, token_losses
-from analyses.reverse import ReverseConfig, data, decode_accuracy
+from analyses.papers.reverse import Config, data, decode_accuracy
 
 ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
 
@@ -18,13 +18,14 @@ def meta(name: str) -> dict:
     return json.loads((ROOT / name / "meta.json").read_text())
 
 
-SHIPPED = [("induction_2l", "analyses.induction"), ("reverse_encdec", "analyses.reverse")]
+SHIPPED = [("induction_2l", "analyses.induction", "--save checkpoints/induction_2l"),
+           ("reverse_encdec", "analyses run papers.reverse", "--set save=checkpoints/reverse_encdec")]
 
 
-@pytest.mark.parametrize("name, module", SHIPPED)
-def test_meta_records_the_command_and_a_cpu_budget(name, module):
+@pytest.mark.parametrize("name, module, flag", SHIPPED)
+def test_meta_records_the_command_and_a_cpu_budget(name, module, flag):
     info = meta(name)
-    assert info["command"].startswith(f"python -m {module} ") and f"--save checkpoints/{name}" in info["command"]
+    assert info["command"].startswith(f"python -m {module} ") and flag in info["command"]
     assert info["train_seconds"] < 120
     assert sum(f.stat().st_size for f in (ROOT / name).iterdir()) < 2_000_000
 
@@ -42,7 +43,7 @@ def test_induction_checkpoint_learns_in_context_on_fresh_sequences():
 
 def test_reverse_checkpoint_reverses_fresh_sequences():
     model = probe.load(ROOT / "reverse_encdec")
-    c = ReverseConfig(**meta("reverse_encdec")["analysis_config"])
+    c = Config(**meta("reverse_encdec")["analysis_config"])
     exact, token = decode_accuracy(model, data(c, 256, seed=12345)[:])
     assert exact >= 0.95 and token >= 0.98
 
