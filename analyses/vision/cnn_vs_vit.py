@@ -50,6 +50,7 @@ CLAIMS = (
           "least-squares slope of (CNN - ViT accuracy) against log2(training images), over every size", "<", 0.0),
 )
 MODELS = ("cnn", "vit")
+NAMES = {"cnn": "CNN", "vit": "ViT"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def experiment(cfg: Config) -> Outcome:
     mean = gap.groupby("n_train")["gap"].mean()
     summary = {f"mean gap at {n} images": g for n, g in mean.items()}
     summary["sizes where the mean gap is > 0"] = f"{int((mean > 0).sum())} of {len(mean)}"
-    summary.update({f"parameters, {m.upper()}": int(table.loc[table["model"] == m, "n_params"].iloc[0])
+    summary.update({f"parameters, {NAMES[m]}": int(table.loc[table["model"] == m, "n_params"].iloc[0])
                     for m in MODELS})
     return Outcome(table, summary)
 
@@ -120,7 +121,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
         g = t[t["model"] == model]
         s = g.groupby("n_train")["accuracy"].agg(["mean", "min", "max"])
         ax.errorbar(s.index, s["mean"], [s["mean"] - s["min"], s["max"] - s["mean"]], marker="o", capsize=3,
-                    color=color, label=f"{model.upper()} ({int(g['n_params'].iloc[0]):,} parameters)")
+                    color=color, label=f"{NAMES[model]} ({int(g['n_params'].iloc[0]):,} parameters)")
     gap = gaps(t)
     for seed, d in gap.groupby("seed"):
         bx.plot(d["n_train"], d["gap"], marker=".", alpha=0.6, label=f"seed {seed}")

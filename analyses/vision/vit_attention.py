@@ -214,7 +214,7 @@ def figures(outcome: Outcome, out: Path) -> list[Path]:
         axes[0].plot(range(n), values.mean(0), marker=marker, label=label)
         for row in values:
             axes[0].plot(range(n), row, color="grey", lw=0.5, alpha=0.5)
-    axes[0].set_xticks(range(n), ["embed"] + [f"block {i}" for i in range(n - 1)], fontsize=7)
+    axes[0].set_xticks(range(n), ["embed"] + [f"after\nblock {i}" for i in range(n - 1)], fontsize=7)
     axes[0].set(ylabel="logit-lens accuracy", ylim=(0, 1.02))
     axes[0].legend(fontsize=7)
     for s in range(n):

@@ -42,7 +42,8 @@ def test_alignment_by_hand():
 
 
 def test_quick_pipeline(tmp_path):
-    check_quick(STUDY, tmp_path, ["seed", "exact_match", "token_accuracy", "final_train_loss", "aligned_layer_0"],
+    check_quick(STUDY, tmp_path, ["seed", "exact_match", "token_accuracy", "final_train_loss", "aligned_layer_0",
+                                  "aligned_best_head"],
                 rows=1, figures=["loss_curve.png", "cross_attention.png"])
 
 
