@@ -13,6 +13,7 @@ PAGES = [
     st.Page("views/overview.py", title="Overview", icon=":material/home:", default=True),
     st.Page("views/model_explorer.py", title="Model explorer", icon=":material/visibility:"),
     st.Page("views/runs_browser.py", title="Runs browser", icon=":material/folder_open:"),
+    st.Page("views/compare_runs.py", title="Compare runs", icon=":material/monitoring:"),
     st.Page("views/scan_snap_replay.py", title="Scan & Snap replay", icon=":material/replay:"),
     st.Page("views/training_trajectories.py", title="Training trajectories", icon=":material/timeline:"),
     st.Page("views/claims.py", title="Claims", icon=":material/fact_check:"),

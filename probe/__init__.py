@@ -26,6 +26,10 @@ _EXPORTS = {
     "list_checkpoints": "probe.checkpoint",
     "Trainer": "probe.train.trainer",
     "TrainConfig": "probe.train.trainer",
+    "Recorder": "probe.train.recorder",
+    "load_trajectory": "probe.trajectory",
+    "Trajectory": "probe.trajectory",
+    "TrajectoryWriter": "probe.trajectory",
 }
 
 __all__ = sorted(_EXPORTS)

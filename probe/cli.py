@@ -114,7 +114,7 @@ def build_data(data_cfg: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], Any]
 def cmd_train(args: argparse.Namespace) -> int:
     from probe.config import TransformerConfig
     from probe.models.transformer import Transformer
-    from probe.train import AttentionTrajectory, TrainConfig, Trainer
+    from probe.train import Recorder, TrainConfig, Trainer
 
     config = build_config(args)
     model_cfg = dict(config["model"])
@@ -134,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     callbacks = []
     if args.trajectory_every:
         probe_batch = train[: min(8, len(train))]
-        callbacks.append(AttentionTrajectory(probe_batch, Path(config["out"]) / "trajectory", args.trajectory_every))
+        callbacks.append(Recorder(Path(config["out"]) / "trajectory", args.trajectory_every, probe_batch))
     Path(config["out"]).mkdir(parents=True, exist_ok=True)
     (Path(config["out"]) / "run_config.json").write_text(json.dumps(config, indent=2) + "\n")
     trainer = Trainer(model, train, eval_, train_cfg, callbacks=callbacks, tokenizer=tokenizer,
@@ -263,7 +263,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any field (repeatable)")
     t.add_argument("--resume", help="continue from a training checkpoint (OUT/step-N or OUT)")
     t.add_argument("--trajectory-every", type=int, default=0,
-                   help="record attention patterns every N steps (default: 0, never)")
+                   help="record losses, head scores, attention patterns and weight norms every N steps into "
+                   "OUT/trajectory (probe.train.recorder.Recorder; read it with probe.load_trajectory)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(fn=cmd_train)
     ls = sub.add_parser("list", help="list checkpoints")

@@ -134,6 +134,7 @@ class BlockConfig(ConfigBase):
                        f"grouped-query attention needs attention='softmax' (got {self.attention!r})")
         if self.gated_mlp and self.attn_only:
             refuse("gated_mlp", True, "attn_only=True has no MLP to gate")
+        self.check_optional_hooks()
         if self.final_rms and not self.has_final_norm:
             refuse("final_rms", True, "the model has no final norm to make RMS (it needs normalization_type set, "
                    "norm_placement='pre' and final_norm=True)")
@@ -147,6 +148,22 @@ class BlockConfig(ConfigBase):
             self.dtype = getattr(torch, self.dtype)
         if not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point:
             raise ValueError(f"dtype={self.dtype!r} must be a floating-point torch dtype")
+
+    def check_optional_hooks(self) -> None:
+        """TransformerLens' optional input hooks: the combinations probe implements (self-attention only; an
+        encoder-decoder's cross-attention reads its inputs whole)."""
+        if self.use_attn_in and self.use_split_qkv_input:
+            refuse("use_attn_in", True, "it excludes use_split_qkv_input=True, as in TransformerLens (one per-head "
+                   "copy for q, k and v, or one copy each)")
+        if self.use_attn_in and self.n_key_value_heads not in (None, self.n_heads):
+            refuse("use_attn_in", True, f"hook_attn_in holds one copy per query head, but n_key_value_heads="
+                   f"{self.n_key_value_heads} key/value heads are shared by groups; use use_split_qkv_input")
+        per_head = "use_attn_in" if self.use_attn_in else "use_split_qkv_input" if self.use_split_qkv_input else None
+        if per_head and getattr(self, "short_conv", 0):
+            refuse(per_head, True, f"per-head inputs are not implemented with short_conv={self.short_conv} (the "
+                   "convolution mixes positions before the per-head projections)")
+        if self.use_hook_mlp_in and self.attn_only:
+            refuse("use_hook_mlp_in", True, "attn_only=True has no MLP")
 
     # names TransformerLens reads
     @property
@@ -221,8 +238,10 @@ class TransformerConfig(BlockConfig):
     dtype: torch.dtype = torch.float32  # the parameters' dtype
     device: str | None = None  # where the model is built; the model's own cfg then tracks where it lives
     # TransformerLens' names
-    use_attn_result: bool = False
-    use_split_qkv_input: bool = False
+    use_attn_result: bool = False  # hook_result is computed whenever it is hooked, whatever this flag
+    use_split_qkv_input: bool = False  # attn.hook_q_input|hook_k_input|hook_v_input: per-head residual copies
+    use_attn_in: bool = False  # attn.hook_attn_in: one per-head residual copy for q, k and v
+    use_hook_mlp_in: bool = False  # hook_mlp_in: the MLP's input before ln2
     default_prepend_bos: bool = False  # to_tokens prepends bos_token_id
     n_key_value_heads: int | None = None  # grouped-query attention: key/value heads (default n_heads)
     gated_mlp: bool = False  # act(x W_gate + b_gate) * (x W_in + b_in), then W_out (SwiGLU with act_fn="silu")
@@ -363,6 +382,8 @@ class ViTConfig(BlockConfig):
     # TransformerLens' names (see TransformerConfig)
     use_attn_result: bool = False
     use_split_qkv_input: bool = False
+    use_attn_in: bool = False
+    use_hook_mlp_in: bool = False
     default_prepend_bos: bool = False  # refused: a ViT reads images, not tokens
     n_key_value_heads: int | None = None
     gated_mlp: bool = False

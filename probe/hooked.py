@@ -4,7 +4,12 @@
   hook (a hook edits an activation, it never silently truncates the sequence); the check runs only inside a hook;
 - `run_with_cache` returns a real `transformer_lens.ActivationCache`;
 - hook names are checked: an unknown name raises a KeyError listing the closest real names;
-- `is_hooked(hook_point)` tells a module whether anyone is looking (attention uses it to pick the fused path);
+- `is_hooked(hook_point)` tells a module whether anyone is looking, through a TransformerLens hook or an nnsight
+  trace (attention, norms and per-head results use it to pick the fused path, so looking costs nothing until someone
+  looks, whichever tool looks);
+- optional hook points (`HookPoint(flag=...)`: `attn.hook_attn_in`, `attn.hook_q_input|hook_k_input|hook_v_input`,
+  `hook_mlp_in`) fire only when their TransformerLens config flag is on; `set_use_*` switch the flags as
+  TransformerLens' `set_use_*` do, and a hook on a point whose flag is off is refused, naming the setter;
 - a model keeps its own copy of the config it was given (moving it updates that copy's `device`, which
   TransformerLens' tools read, never the caller's object) and draws its initial weights from `init_generator(cfg)`;
 - weight views in TransformerLens' layout: `AttentionWeights` gives every attention module (softmax or linear,
@@ -16,6 +21,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import functools
 from collections.abc import Callable, Sequence
@@ -35,7 +41,14 @@ RETURN_TYPES = ("logits", "loss", "both", None)
 
 class HookPoint(tl_hook_points.HookPoint):
     """TransformerLens' `HookPoint`; a hook may return None (observe) or a tensor of its input's shape (edit),
-    anything else raises naming the hook. Only hooks pay for the check: with none attached the point is free."""
+    anything else raises naming the hook. Only hooks pay for the check: with none attached the point is free.
+
+    `flag`: the config flag (e.g. "use_split_qkv_input") without which the point never fires (TransformerLens'
+    optional hooks); the model refuses a hook on it while the flag is off."""
+
+    def __init__(self, flag: str | None = None) -> None:
+        super().__init__()
+        self.flag = flag
 
     def add_hook(self, hook: Callable, dir: str = "fwd", is_permanent: bool = False, level: int | None = None,
                  prepend: bool = False, alias_names: list[str] | None = None) -> tl_hook_points.LensHandle:
@@ -58,8 +71,34 @@ class HookPoint(tl_hook_points.HookPoint):
 
 
 def is_hooked(hook_point: HookPoint) -> bool:
-    """True when a forward or backward hook is attached to `hook_point`."""
-    return bool(hook_point._forward_hooks or hook_point._backward_hooks)
+    """True when anyone looks at `hook_point`: a forward or backward hook is attached, or an nnsight trace reads or
+    edits it (`nnsight_looks`)."""
+    return bool(hook_point._forward_hooks or hook_point._backward_hooks) or nnsight_looks(hook_point)
+
+
+NNSIGHT_STATE = "__nnsight__"  # nnsight.intervention.source.STATE
+
+
+def nnsight_looks(module: torch.nn.Module) -> bool:
+    """True when a running nnsight trace waits for this module's input or output, or caches it.
+
+    nnsight (0.8) wraps a module by putting a `State` into `module.__dict__["__nnsight__"]` (and a `Controller` as its
+    forward); no torch hook is attached. During a trace `State.active()` returns the trace's interleaver, whose
+    `parked` set holds the location each intervention waits for next ("model.blocks.1.attn.hook_pattern.output") and
+    whose `observers` holds what `tracer.cache()` records. A module asks just before it would compute the value: an
+    intervention that reads this point has by then been served everything the forward produced before it, so it waits
+    here. Unwrapped modules pay one dict lookup; an nnsight this code does not know counts as looking (the observable
+    path gives the same results, only slower)."""
+    state = module.__dict__.get(NNSIGHT_STATE)
+    if state is None:
+        return False
+    try:
+        interleaver, _, locations = state.active()
+        if interleaver is None:
+            return False
+        return any(loc in interleaver.parked or loc in interleaver.observers for loc in locations)
+    except (AttributeError, TypeError, ValueError):
+        return True
 
 
 def init_generator(cfg: Any) -> torch.Generator | None:
@@ -144,14 +183,67 @@ class HookedModel(AttentionWeights, HookedRootModule):
             for name in names:
                 self._check_names(name)
 
+    def hook_fires(self, name: str) -> bool:
+        """False for an optional hook point whose config flag is off (it never fires then)."""
+        flag = getattr(self.hook_dict[name], "flag", None)
+        return flag is None or bool(getattr(self.cfg, flag))
+
+    def check_hook_fires(self, name: str) -> None:
+        self.check_hook_name(name)
+        if not self.hook_fires(name):
+            flag = self.hook_dict[name].flag
+            raise ValueError(f"{name} fires only with cfg.{flag}=True (it is False): call model.set_{flag}(True) "
+                             "first, as TransformerLens' tools do")
+
+    def _firing(self, names_filter: Callable[[str], bool]) -> Callable[[str], bool]:
+        """A name filter (a sweep over hook names) skips optional points whose flag is off, as TransformerLens' does."""
+        return lambda name: names_filter(name) and self.hook_fires(name)
+
     def add_hook(self, name, hook, dir="fwd", is_permanent=False, level=None, prepend=False) -> None:
         if isinstance(name, str):
-            self.check_hook_name(name)
+            self.check_hook_fires(name)
+        else:
+            name = self._firing(name)
         super().add_hook(name, hook, dir=dir, is_permanent=is_permanent, level=level, prepend=prepend)
 
     def _enable_hook_with_name(self, name: str, hook: Callable, dir: str) -> None:  # run_with_hooks, hooks()
-        self.check_hook_name(name)
+        self.check_hook_fires(name)
         super()._enable_hook_with_name(name=name, hook=hook, dir=dir)
+
+    def _enable_hooks_for_points(self, hook_points, enabled: Callable, hook: Callable, dir: str) -> None:
+        super()._enable_hooks_for_points(hook_points, self._firing(enabled), hook, dir)
+
+    def get_caching_hooks(self, names_filter: Any = None, *args: Any, **kwargs: Any) -> tuple[dict, list, list]:
+        if names_filter is None or (callable(names_filter) and not isinstance(names_filter, str)):
+            names_filter = self._firing(names_filter or (lambda name: True))
+        return super().get_caching_hooks(names_filter, *args, **kwargs)
+
+    # ---- TransformerLens' switches for its optional hooks (its tools call these) ---------------------------------
+    def _set_flag(self, flag: str, value: bool) -> None:
+        """Set a config flag on the model's own config, after the config's own validation of the new value."""
+        if not any(f.name == flag for f in dataclasses.fields(self.cfg)):
+            raise ValueError(f"{type(self.cfg).__name__} has no {flag}: {type(self).__name__} has no such hooks")
+        dataclasses.replace(self.cfg, **{flag: value})  # raises, naming the field, for a combination it refuses
+        setattr(self.cfg, flag, value)
+
+    def set_use_attn_result(self, use_attn_result: bool) -> None:
+        """TransformerLens' switch for `attn.hook_result`; probe computes it whenever it is hooked, so this only
+        records the flag its tools set and restore."""
+        self._set_flag("use_attn_result", use_attn_result)
+
+    def set_use_split_qkv_input(self, use_split_qkv_input: bool) -> None:
+        """Each head reads its own copies of the residual stream: `attn.hook_q_input` [batch pos head d_model],
+        `attn.hook_k_input` / `hook_v_input` [batch pos kv_head d_model] (before ln1). Excludes use_attn_in."""
+        self._set_flag("use_split_qkv_input", use_split_qkv_input)
+
+    def set_use_attn_in(self, use_attn_in: bool) -> None:
+        """Each head reads its own copy of the residual stream, `attn.hook_attn_in` [batch pos head d_model]
+        (before ln1), for its query, key and value. Excludes use_split_qkv_input."""
+        self._set_flag("use_attn_in", use_attn_in)
+
+    def set_use_hook_mlp_in(self, use_hook_mlp_in: bool) -> None:
+        """`hook_mlp_in` [batch pos d_model]: the MLP's input before ln2 (a copy of resid_mid)."""
+        self._set_flag("use_hook_mlp_in", use_hook_mlp_in)
 
     def run_with_cache(self, *args: Any, names_filter: Any = None, **kwargs: Any) -> tuple[Any, ActivationCache]:
         """Run the model and return `(output, ActivationCache)`; `names_filter` as in TransformerLens."""
@@ -204,12 +296,18 @@ class HookedModel(AttentionWeights, HookedRootModule):
         return bias
 
     def tokens_to_residual_directions(self, tokens: int | str | torch.Tensor) -> torch.Tensor:
-        """The unembedding direction of each token (or class): [d_model] for one, [..., d_model] for a tensor."""
+        """The direction in the normalised residual stream whose dot product is each token's (or class's) logit:
+        [d_model] for one, [..., d_model] for a tensor. That is W_U[:, token] times the final norm's weight, which
+        TransformerLens folds into W_U (probe keeps the norm unfolded), so `ActivationCache.logit_attrs` and direct
+        logit attribution add up to the logits less b_U and the final LayerNorm's bias b . W_U[:, token]."""
         if isinstance(tokens, str):
             tokens = self.to_single_token(tokens)
         if isinstance(tokens, int) or (isinstance(tokens, torch.Tensor) and tokens.ndim == 0):
-            return self.W_U[:, tokens]
-        return self.W_U[:, tokens].movedim(0, -1)
+            direction = self.W_U[:, tokens]
+        else:
+            direction = self.W_U[:, tokens].movedim(0, -1)
+        weight = getattr(getattr(self, "ln_final", None), "w", None)
+        return direction if weight is None else direction * weight
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def save(self, path: str | Path, meta: dict | None = None, tokenizer: Any = None) -> Path:

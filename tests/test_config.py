@@ -15,7 +15,7 @@ BAD_BLOCK_VALUES = [
     ("d_head", 0),
     ("n_heads", 0),
     ("act_fn", "tanh"),
-    ("normalization_type", "BN"),
+    ("normalization_type", "layer"),
     ("norm_placement", "middle"),
     ("dropout", 1.0),
     ("eps", 0.0),
@@ -60,6 +60,11 @@ def test_every_block_config_refuses_wrong_types(kind, field, value):
         ({"n_decoder_layers": 3}, "n_decoder_layers"),
         ({"default_prepend_bos": True}, "bos_token_id"),
         ({"device": "gpu:0"}, "device"),
+        ({"use_attn_in": True, "use_split_qkv_input": True}, "use_attn_in"),
+        ({"use_attn_in": True, "n_key_value_heads": 2}, "use_attn_in"),
+        ({"use_split_qkv_input": True, "short_conv": 3}, "use_split_qkv_input"),
+        ({"use_attn_in": True, "short_conv": 3}, "use_attn_in"),
+        ({"use_hook_mlp_in": True, "attn_only": True}, "use_hook_mlp_in"),
     ],
 )
 def test_transformer_config_refuses_fields_it_would_ignore(fields, name):

@@ -34,9 +34,9 @@ def test_linear_attention_is_finite_under_bf16_autocast_on_gpu():
 
 
 def test_trainer_uses_cuda_and_bf16_and_the_loss_falls(tmp_path):
-    fields = task_model_fields("induction", n_symbols=16, block=8)
+    fields = task_model_fields("induction", n_symbols=16, max_block=8, length=24)
     model = Transformer(TransformerConfig(d_model=64, n_heads=4, n_layers=2, attn_only=True, **fields))
-    data = induction(512, n_symbols=16, block=8)
+    data = induction(512, n_symbols=16, max_block=8, length=24)
     trainer = Trainer(model, data, None, TrainConfig(steps=60, batch_size=32, lr=3e-3, out_dir=str(tmp_path), seed=0))
     assert trainer.device.type == "cuda"
     history = trainer.fit()

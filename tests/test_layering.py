@@ -17,16 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = ROOT / "probe"
 
 # Known exceptions, to be emptied as they are fixed (other work in progress moves them):
-KNOWN = {
-    # the batched Scan & Snap sweep is training, not pure math; it moves out of ops/ with the analyses port
-    ("probe.ops.scan_snap_sweep", "probe.models.scan_snap"),
-    ("probe.ops.scan_snap_sweep", "probe.models.scan_snap_config"),
-    ("probe.ops.scan_snap_sweep", "probe.data.scan_snap"),
-}
-KNOWN_CYCLES = [
-    # callbacks names the Trainer in its annotations (TYPE_CHECKING); the trainer / callbacks split is being redone
-    {"probe.train.trainer", "probe.train.callbacks"},
-]
+KNOWN: set[tuple[str, str]] = set()  # (importer, target) exceptions to RULES; none left
+KNOWN_CYCLES: list[set[str]] = []
 
 RULES = [  # (importer prefix, forbidden prefix)
     ("probe.ops", "probe"),

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import probe
-from analyses.induction import LOSS_RATIO_BOUND, half_losses, repeated_sequences, token_losses
 from analyses.papers.reverse import Config, data, decode_accuracy
 
 ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -18,7 +17,7 @@ def meta(name: str) -> dict:
     return json.loads((ROOT / name / "meta.json").read_text())
 
 
-SHIPPED = [("induction_2l", "analyses.induction", "--save checkpoints/induction_2l"),
+SHIPPED = [("induction_2l", "analyses.dynamics.induction_formation", "--set save=checkpoints/induction_2l"),
            ("reverse_encdec", "analyses run papers.reverse", "--set save=checkpoints/reverse_encdec")]
 
 
@@ -26,19 +25,39 @@ SHIPPED = [("induction_2l", "analyses.induction", "--save checkpoints/induction_
 def test_meta_records_the_command_and_a_cpu_budget(name, module, flag):
     info = meta(name)
     assert info["command"].startswith(f"python -m {module} ") and flag in info["command"]
-    assert info["train_seconds"] < 120
-    assert sum(f.stat().st_size for f in (ROOT / name).iterdir()) < 2_000_000
+    assert info["train_seconds"] < 600
+    assert sum(f.stat().st_size for f in (ROOT / name).rglob("*") if f.is_file()) < 4_000_000
+
+
+def induction_data(n: int, seed: int, block: int | None = None):
+    from probe.data.induction import repeated_blocks
+
+    task = meta("induction_2l")["task"]
+    lo, hi = (block, block) if block else (task["min_block"], task["max_block"])
+    return repeated_blocks(n, task["n_symbols"], lo, hi, task["length"], seed, task["block_dist"], task["max_gap"])
 
 
 def test_induction_checkpoint_learns_in_context_on_fresh_sequences():
+    from probe.circuits import in_context_score, repeat_accuracy, token_losses
+
     model = probe.load(ROOT / "induction_2l")
-    task = meta("induction_2l")["analysis_config"]
+    task = meta("induction_2l")["task"]
     assert model.cfg.attn_only and model.cfg.n_layers == 2 and model.tokenizer is not None
-    tokens, copy = repeated_sequences(256, task["n_symbols"], task["min_block"], task["block"], task["length"],
-                                      seed=12345)
-    first, repeated = half_losses(token_losses(model, tokens), copy)
-    assert first > 0.8 * math.log(task["n_symbols"])
-    assert repeated < LOSS_RATIO_BOUND * first
+    data = induction_data(256, seed=12345)
+    with torch.no_grad():
+        losses = token_losses(model(data.tokens), data.tokens)
+    first = losses[data.first_targets[:, 1:]].mean().item()
+    assert first > 0.8 * math.log(task["n_symbols"])  # first copies stay unpredictable: nothing memorised
+    assert in_context_score(losses, data.repeat_targets[:, 1:], data.first_targets[:, 1:]) < -0.5 * first
+    longer = induction_data(256, seed=12345, block=task["max_block"] + 8)  # a block length never trained on
+    assert repeat_accuracy(model, longer.tokens, longer.repeat_targets) > 0.5
+
+
+def test_induction_checkpoint_ships_its_recording():
+    traj = probe.load_trajectory(ROOT / "induction_2l" / "trajectory")
+    assert traj.steps[0] == 0 and traj.steps[-1] == meta("induction_2l")["step"]
+    assert {"loss", "induction.prefix_matching", "head_scores.induction"} <= set(traj.names)
+    assert any(n.endswith("hook_pattern") for n in traj.names)
 
 
 def test_reverse_checkpoint_reverses_fresh_sequences():
@@ -52,7 +71,6 @@ def test_induction_checkpoint_exports_to_gpt2_exactly():
     from probe.interop.hf_gpt2 import to_hf_gpt2
 
     model = probe.load(ROOT / "induction_2l")
-    task = meta("induction_2l")["analysis_config"]
-    tokens, _ = repeated_sequences(4, task["n_symbols"], task["min_block"], task["block"], task["length"], seed=1)
+    tokens = induction_data(4, seed=1).tokens
     with torch.no_grad():
         assert (to_hf_gpt2(model)(tokens).logits - model(tokens)).abs().max() < 1e-4

@@ -109,6 +109,9 @@ def test_verdict_round_trips_through_json():
     v = judge(GT, [0.9])  # infinite interval
     back = Verdict.from_dict(json.loads(json.dumps(v.to_dict())))
     assert back == v
+    empty = Verdict(GT, "inconclusive", math.nan, -math.inf, math.inf, 0, "t")  # nothing to judge
+    back = Verdict.from_dict(json.loads(json.dumps(_jsonable(empty.to_dict()))))
+    assert math.isnan(back.estimate) and back.n == 0 and back.outcome == "inconclusive"
 
 
 TABLE = pd.DataFrame(

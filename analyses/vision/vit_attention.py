@@ -32,6 +32,7 @@ from torch import Tensor
 
 from analyses.vision._common import model_device, train, train_config, vit_digits
 from probe.data.images import digits
+from probe.interp.logit_lens import logit_lens
 from probe.models.vit import ViT
 from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main
 
@@ -93,10 +94,9 @@ def measure(model: ViT, images: Float[Tensor, "batch channel height width"],
     device = model_device(model)
     images, labels = images.to(device), labels.to(device)
     cfg = model.cfg
-    logits, cache = model.run_with_cache(images, names_filter=lambda n: n.endswith("hook_pattern") or "resid" in n)
+    logits, cache = model.run_with_cache(images, names_filter=lambda n: n.endswith("hook_pattern"))
     patterns = torch.stack([cache["pattern", layer] for layer in range(cfg.n_layers)])
-    streams = [cache["resid_pre", 0]] + [cache["resid_post", layer] for layer in range(cfg.n_layers)]
-    lens = torch.stack([model.head_logits(s) for s in streams])  # [stream batch pos class]
+    _, lens = logit_lens(model, {"images": images})  # [stream batch pos class]: embeddings, then every block
     correct = lens.argmax(-1) == labels[None, :, None]
     rollout = attention_rollout(patterns)
     return {"prediction": logits.argmax(-1), "accuracy": (logits.argmax(-1) == labels).float().mean(),

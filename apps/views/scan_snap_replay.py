@@ -31,15 +31,16 @@ def token_names(cfg: ScanSnapConfig) -> list[str]:
 @st.cache_resource(show_spinner="reading the trajectory ...")
 def replay(path: str, stamp: float) -> dict:
     """c_{l|n} [ratio step class token] and the distinct-token entropy [ratio step] of a saved trajectory."""
-    from analyses.papers.scan_snap.trajectory import load_trajectory
+    from probe.trajectory import load_trajectory
 
-    tensors, meta, cfg = load_trajectory(path)
+    traj = load_trajectory(path)
+    cfg = ScanSnapConfig.from_dict(traj.meta["config"])
     data = ScanSnapData(cfg)
-    c = class_attention(tensors["Z"], data.cond_prob(), data.query)
+    c = class_attention(traj["Z"].transpose(0, 1), data.cond_prob(), data.query)  # Z: [step ratio M M]
     ent = distinct_entropy(c, data.mask("distinct"))
     common = (c * data.mask("common")).sum(-1).mean(-1)  # [ratio step]: mean over classes
-    return {"meta": meta, "cfg": cfg, "c": c.numpy(), "entropy": ent.numpy(), "common": common.numpy(),
-            "loss": tensors["loss"].numpy()}
+    return {"meta": {**traj.meta, "steps": traj.steps.tolist()}, "cfg": cfg, "c": c.numpy(), "entropy": ent.numpy(),
+            "common": common.numpy(), "loss": traj["loss"].T.numpy()}  # loss: [ratio step], NaN at the last step
 
 
 def heatmaps(cs: dict[str, np.ndarray], cfg: ScanSnapConfig, title: str):
@@ -58,19 +59,19 @@ def heatmaps(cs: dict[str, np.ndarray], cfg: ScanSnapConfig, title: str):
 
 
 path = lib.checkpoints_root() / "scan_snap_trajectory"
-have = (path / "trajectory.safetensors").is_file() and (path / "meta.json").is_file()
+have = (path / "trajectory.json").is_file()
 cfg = None
 if not have:
     st.info(f"No Scan-and-Snap trajectory at {path}. Make it with `python -m analyses run "
-            f"papers.scan_snap.trajectory --set save_to={path}` (writes trajectory.safetensors + meta.json), or train "
-            "a small run below.")
+            f"papers.scan_snap.trajectory --set save_to={path}` (a recording read by probe.load_trajectory), or "
+            "train a small run below.")
 else:
-    r = replay(str(path), max(f.stat().st_mtime for f in path.iterdir()))
+    r = replay(str(path), max(f.stat().st_mtime for f in path.rglob("*") if f.is_file()))
     meta, cfg, steps = r["meta"], r["cfg"], r["meta"]["steps"]
     ratios = [f"eta_Y/eta_Z = {x:g}" for x in meta["ratios"]]
     st.caption(f"`{path}`: M = {cfg.d_vocab}, {cfg.num_next} classes, eta_Z = {meta['eta_z']}, batch {meta['batch']}, "
                f"{meta['iters']} iterations, made by `{meta.get('command')}`.")
-    i = st.slider("Iteration", 0, len(steps) - 1, 0, key="iteration")
+    i = st.slider("Iteration", 0, len(steps) - 1, 0, key="iteration", bind="query-params")
     step = steps[i]
     fig = heatmaps({name: r["c"][k, i] for k, name in enumerate(ratios)}, cfg, f"c_(l|n) at iteration {step}")
     st.plotly_chart(fig, key="c_heatmap")
@@ -82,8 +83,7 @@ else:
     left.plotly_chart(lib.line({name: (steps, r["entropy"][k].tolist()) for k, name in enumerate(ratios)},
                                "entropy of c_(l|n) over distinct tokens", "iteration", "nats", mark=step),
                       key="entropy")
-    iters = list(range(1, r["loss"].shape[1] + 1))
-    right.plotly_chart(lib.line({name: (iters, r["loss"][k].tolist()) for k, name in enumerate(ratios)},
+    right.plotly_chart(lib.line({name: (steps[:-1], r["loss"][k, :-1].tolist()) for k, name in enumerate(ratios)},
                                 "training loss", "iteration", "cross-entropy", mark=step), key="loss")
 
 st.subheader("Train a small run")
@@ -114,14 +114,31 @@ if clicked:
         losses.append(loss.item())
         bar.progress((t + 1) / n_iter, text=f"iteration {t + 1}/{n_iter}, loss {loss.item():.4f}")
     c = class_attention(torch.stack(zs), data.cond_prob(), data.query)
-    st.session_state["own_run"] = {"ratio": ratio, "eta_z": eta_z, "cfg": run_cfg, "c": c.numpy(),
-                                   "entropy": distinct_entropy(c, data.mask("distinct")).numpy(), "loss": losses}
-own = st.session_state.get("own_run")
-if own is not None:
-    n = len(own["loss"])
-    j = st.slider("Iteration of your run", 0, n, n, key="own_iteration")
-    name = f"your run: eta_Y/eta_Z = {own['ratio']:g}, eta_Z = {own['eta_z']:g}"
-    st.plotly_chart(heatmaps({name: own["c"][j]}, own["cfg"], f"c_(l|n) at iteration {j}"), key="own_heatmap")
-    st.plotly_chart(lib.line({name: (list(range(n + 1)), own["entropy"].tolist())},
-                             "entropy of c_(l|n) over distinct tokens", "iteration", "nats", mark=j),
-                    key="own_entropy")
+    own_runs = st.session_state.setdefault("own_runs", [])
+    own_runs.append({"name": f"run {len(own_runs) + 1}: eta_Y/eta_Z = {ratio:g}, eta_Z = {eta_z:g}, {n_iter} it",
+                     "ratio": ratio, "eta_z": eta_z, "cfg": run_cfg, "c": c.numpy(),
+                     "entropy": distinct_entropy(c, data.mask("distinct")).numpy(), "loss": losses})
+    st.session_state["own_compare"] = [r["name"] for r in own_runs[-2:]]  # the new run beside the previous one
+own_runs = st.session_state.get("own_runs", [])
+if own_runs:
+    st.subheader("Your runs")
+    st.caption("Every run you train here is kept (for this browser session) and can be compared with the others.")
+    names = [r["name"] for r in own_runs]
+    chosen = st.multiselect("Compare", names, default=names[-2:] if "own_compare" not in st.session_state else None,
+                            key="own_compare")
+    runs = [r for r in own_runs if r["name"] in chosen]
+    if st.button("Forget my runs", key="own_clear"):
+        st.session_state["own_runs"] = []
+        st.rerun()
+    if runs:
+        n = min(len(r["loss"]) for r in runs)
+        j = st.slider("Iteration of your runs", 0, n, n, key="own_iteration")
+        cfg0 = runs[0]["cfg"]
+        st.plotly_chart(heatmaps({r["name"]: r["c"][j] for r in runs}, cfg0, f"c_(l|n) at iteration {j}"),
+                        key="own_heatmap")
+        left, right = st.columns(2)
+        left.plotly_chart(lib.line({r["name"]: (list(range(len(r["entropy"]))), r["entropy"].tolist()) for r in runs},
+                                   "entropy of c_(l|n) over distinct tokens", "iteration", "nats", mark=j),
+                          key="own_entropy")
+        right.plotly_chart(lib.line({r["name"]: (list(range(1, len(r["loss"]) + 1)), r["loss"]) for r in runs},
+                                    "training loss", "iteration", "cross-entropy", mark=j), key="own_loss")

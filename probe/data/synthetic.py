@@ -1,8 +1,9 @@
 """Synthetic tasks with known solutions, the test beds of mechanistic interpretability.
 
 Seq2seq (encoder-decoder; Vaswani et al. 2017 style): `copy`, `reverse`, `sort` a random symbol string.
-Decoder: `induction` (a random block repeated; the second copy is predictable only by induction heads,
-Olsson et al. 2022) and `associative_recall` (key-value pairs then a query key; Ba et al. 2016, Zoology 2023).
+Decoder: `induction` (random tokens with a block of varying length repeated, `probe.data.induction`; the second
+copy is predictable only by induction heads, Olsson et al. 2022) and `associative_recall` (key-value pairs then
+a query key; Ba et al. 2016, Zoology 2023).
 Encoder: `majority` sequence classification (which symbol occurs most often, CLS-pooled).
 
 Every task returns a `DictDataset` whose batches are the keyword arguments of `probe.Transformer`, and
@@ -17,9 +18,11 @@ from typing import Any
 import torch
 
 from probe.data.dataset import DictDataset
+from probe.data.induction import repeated_blocks
+from probe.data.tokens import BOS, EOS, N_SPECIAL, PAD
 
-PAD, BOS, EOS = 0, 1, 2
-N_SPECIAL = 3
+__all__ = ["BOS", "EOS", "N_SPECIAL", "PAD", "TASKS", "associative_recall", "induction", "majority", "make_task",
+           "seq2seq", "task_model_fields"]
 SEQ2SEQ = ("copy", "reverse", "sort")
 TASKS = (*SEQ2SEQ, "induction", "associative_recall", "majority")
 
@@ -65,18 +68,19 @@ def seq2seq(task: str, n: int, n_symbols: int = 10, min_len: int = 4, max_len: i
     return DictDataset(src=src, tgt=tgt, labels=labels, src_mask=real.long())
 
 
-def induction(n: int, n_symbols: int = 16, block: int = 8, seed: int = 0) -> DictDataset:
-    """`tokens` = [bos, r_1..r_B, r_1..r_B]; `labels` score the predictions inside the repeat that induction can
-    make (position B+1+j predicts r_{j+2}, j = 0..B-2); everything else is -100."""
-    for name, value in (("n", n), ("n_symbols", n_symbols), ("block", block)):
-        _check(name, value)
-    if block < 2:
-        raise ValueError(f"block={block} must be >= 2 (one repeated token gives no induction target)")
-    r = torch.randint(N_SPECIAL, N_SPECIAL + n_symbols, (n, block), generator=_gen(seed))
-    tokens = torch.cat([torch.full((n, 1), BOS), r, r], 1)
-    labels = torch.full_like(tokens, -100)
-    labels[:, block + 1 : 2 * block] = tokens[:, block + 2 :]
-    return DictDataset(tokens=tokens, labels=labels)
+def induction(n: int, n_symbols: int = 32, min_block: int = 2, max_block: int = 16, length: int = 48,
+              targets: str = "repeat", seed: int = 0) -> DictDataset:
+    """Repeated random blocks (`probe.data.induction.repeated_blocks`: pairs of copies of blocks, B uniform in
+    [min_block, max_block], `length` tokens). targets="repeat": `labels` score only the tokens induction can predict
+    (r_2 .. r_B of the second copy), everything else -100; targets="all": `tokens` only, next-token loss on every
+    position (the language-modelling loss of Olsson et al. 2022)."""
+
+    if targets not in ("repeat", "all"):
+        raise ValueError(f"targets={targets!r} is not 'repeat' or 'all'")
+    data = repeated_blocks(n, n_symbols, min_block, max_block, length, seed)
+    if targets == "all":
+        return DictDataset(tokens=data.tokens)
+    return DictDataset(tokens=data.tokens, labels=data.labels())
 
 
 def associative_recall(n: int, n_keys: int = 8, n_values: int = 8, n_pairs: int = 4, seed: int = 0) -> DictDataset:
@@ -126,8 +130,8 @@ def task_model_fields(name: str, **kwargs: Any) -> dict[str, Any]:
         return {"arch": "encoder_decoder", "d_vocab": N_SPECIAL + n_symbols, "n_ctx": max_len + 1,
                 "pad_token_id": PAD, "bos_token_id": BOS, "eos_token_id": EOS}
     if name == "induction":
-        return {"arch": "decoder", "d_vocab": N_SPECIAL + kwargs.get("n_symbols", 16),
-                "n_ctx": 2 * kwargs.get("block", 8) + 1}
+        return {"arch": "decoder", "d_vocab": N_SPECIAL + kwargs.get("n_symbols", 32),
+                "n_ctx": kwargs.get("length", 48), "bos_token_id": BOS, "pad_token_id": PAD}
     if name == "associative_recall":
         return {"arch": "decoder", "d_vocab": N_SPECIAL + kwargs.get("n_keys", 8) + kwargs.get("n_values", 8),
                 "n_ctx": 2 * kwargs.get("n_pairs", 4) + 1}

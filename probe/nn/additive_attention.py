@@ -38,18 +38,23 @@ class AdditiveAttention(Attention):
 
     def forward(
         self,
-        x: Float[Tensor, "batch pos d_model"],
+        x: Float[Tensor, "batch pos d_model"] | None,
+        kv: None = None,
         key_padding_mask: Bool[Tensor, "batch kpos"] | None = None,
         cache: dict | None = None,
+        heads: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> Float[Tensor, "batch pos d_model"]:
-        q, k, v = self.project(x, "qkv")
+        """`x` [batch pos d_model], or `heads` (x=None): per-head inputs (q_in, k_in, v_in), as `Attention`."""
+        if kv is not None:
+            raise ValueError("additive attention is self-attention only (kv must be None)")
+        q, k, v = self.project_heads(*heads) if heads is not None else self.project(x, "qkv")
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         if cache is not None:
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], 1), torch.cat([cache["v"], v], 1)
-            cache["k"], cache["v"], cache["pos"] = k, v, cache.get("pos", 0) + x.shape[1]
+            cache["k"], cache["v"], cache["pos"] = k, v, cache.get("pos", 0) + q.shape[1]
         scores = additive_scores(q, k, self.W_score)
-        mask = attention_mask(q.shape[1], k.shape[1], self.causal, key_padding_mask, x.device)
+        mask = attention_mask(q.shape[1], k.shape[1], self.causal, key_padding_mask, q.device)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         pattern = self.hook_pattern(self.hook_attn_scores(scores).softmax(-1))

@@ -9,6 +9,11 @@ Grouped-query attention (Ainslie et al. 2023; `n_key_value_heads`), in Transform
 and hook_k, hook_v (and the KV cache) hold the n_kv key/value heads; query head h reads kv head h // (h / n_kv).
 Queries, scores, pattern, z and the per-head views `OV` / `QK` have all n_heads.
 
+TransformerLens' optional per-head inputs (`use_split_qkv_input`, `use_attn_in`; self-attention only): the block hooks
+a copy of the residual stream per head (`hook_q_input` [batch pos head d_model], `hook_k_input` / `hook_v_input`
+[batch pos kv_head d_model], or `hook_attn_in` for all three), normalises each, and passes them as `heads`: each head
+projects its own copy (`project_heads`).
+
 Dimensions: b batch, p query pos, k key pos, h head, g kv head, e d_head, d d_model.
 """
 
@@ -68,6 +73,24 @@ class HeadProjections(AttentionWeights, nn.Module):
         if getattr(cfg, "tie_qk", False):  # one parameter under both names: the QK circuit W_Q W_Q^T is symmetric
             self.W_K, self.b_K = self.W_Q, self.b_Q
 
+    def add_input_hooks(self) -> None:
+        """TransformerLens' optional per-head input hooks (the block calls them, before ln1), each firing only with
+        its config flag on."""
+        self.hook_attn_in = HookPoint("use_attn_in")  # [batch pos head d_model]
+        self.hook_q_input = HookPoint("use_split_qkv_input")  # [batch pos head d_model]
+        self.hook_k_input = HookPoint("use_split_qkv_input")  # [batch pos kv_head d_model]
+        self.hook_v_input = HookPoint("use_split_qkv_input")  # [batch pos kv_head d_model]
+
+    def project_heads(
+        self,
+        q_in: Float[Tensor, "batch pos head d_model"],
+        k_in: Float[Tensor, "batch pos kv_head d_model"],
+        v_in: Float[Tensor, "batch pos kv_head d_model"],
+    ) -> list[Tensor]:
+        """Each head projects its own copy of the input (TransformerLens' split inputs): q, k, v [b p h(g) e]."""
+        return [einsum(x, getattr(self, f"W_{n}"), "b p h d, h d e -> b p h e") + getattr(self, f"b_{n}")
+                for x, n in zip((q_in, k_in, v_in), "QKV")]
+
     def project(self, x: Float[Tensor, "batch pos d_model"], names: str) -> list[Tensor]:
         """Project x with the weights named by `names` ("qkv", "q" or "kv") in a single matmul."""
         W = torch.cat([getattr(self, f"W_{n.upper()}") for n in names])  # [h + 2g, d, e] for "qkv"
@@ -91,16 +114,22 @@ class Attention(HeadProjections):
         self.hook_pattern = HookPoint()
         self.hook_z = HookPoint()  # [batch pos head d_head]
         self.hook_result = HookPoint()  # [batch pos head d_model]
+        if not cross:
+            self.add_input_hooks()
 
     def forward(
         self,
-        x: Float[Tensor, "batch pos d_model"],
+        x: Float[Tensor, "batch pos d_model"] | None,
         kv: Float[Tensor, "batch kpos d_model"] | None = None,
         key_padding_mask: Bool[Tensor, "batch kpos"] | None = None,
         cache: dict | None = None,
+        heads: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> Float[Tensor, "batch pos d_model"]:
+        """`x` [batch pos d_model], or `heads` (x=None): per-head inputs (q_in, k_in, v_in) of self-attention."""
         offset = cache.get("pos", 0) if cache is not None else 0
-        if not self.cross:
+        if heads is not None:
+            q, k, v = self.project_heads(*heads)
+        elif not self.cross:
             q, k, v = self.project(x, "qkv")
         elif cache is not None and "k" in cache:  # cross-attention keys and values are fixed while decoding
             (q,) = self.project(x, "q")
@@ -115,11 +144,11 @@ class Attention(HeadProjections):
         if cache is not None:
             if not self.cross and "k" in cache:
                 k, v = torch.cat([cache["k"], k], 1), torch.cat([cache["v"], v], 1)
-            cache["k"], cache["v"], cache["pos"] = k, v, offset + x.shape[1]
+            cache["k"], cache["v"], cache["pos"] = k, v, offset + q.shape[1]
         gqa = self.n_kv_heads != self.n_heads
         explicit = is_hooked(self.hook_attn_scores) or is_hooked(self.hook_pattern)
         fused_causal = self.causal and key_padding_mask is None and q.shape[1] == k.shape[1] and not explicit
-        mask = None if fused_causal else attention_mask(q.shape[1], k.shape[1], self.causal, key_padding_mask, x.device)
+        mask = None if fused_causal else attention_mask(q.shape[1], k.shape[1], self.causal, key_padding_mask, q.device)
         if explicit:
             if gqa:  # every query head meets its group's key and value head
                 k, v = (t.repeat_interleave(self.n_heads // self.n_kv_heads, dim=2) for t in (k, v))

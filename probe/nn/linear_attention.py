@@ -14,6 +14,8 @@ Schlag, Irie, Schmidhuber 2021; Katharopoulos et al. 2020. Same constructor, for
   With hook_fast_weight hooked the output is read off the (hooked) fast weights, y_t = W_t phi(q_t) / den_t; else with
   hook_pattern hooked it is A V; else the chunked form runs. Edits to those hooks change this call's output, not
   the recurrent state carried in `cache`.
+- TransformerLens' per-head inputs (`use_split_qkv_input`, `use_attn_in`): as for softmax attention
+  (`probe.nn.attention`); the delta rule's beta reads each head's key input.
 - `cache` (generation): cache["state"] holds the fp32 recurrent state (constant size per token), cache["pos"] the
   number of tokens seen. A one-token step runs the recurrent form.
 
@@ -72,6 +74,7 @@ class LinearAttention(HeadProjections):
         self.hook_fast_weight = HookPoint()  # [batch head pos d_head d_phi], only when hooked
         self.hook_z = HookPoint()  # [batch pos head d_head]
         self.hook_result = HookPoint()  # [batch pos head d_model], only when hooked
+        self.add_input_hooks()
 
     def features(self, x: Float[Tensor, "batch pos head d_head"]) -> Float[Tensor, "batch pos head d_phi"]:
         phi = apply_feature_map(self.feature_map, x * self.qk_scale, nu=self.nu, projection=self.projection)
@@ -81,19 +84,21 @@ class LinearAttention(HeadProjections):
 
     def forward(
         self,
-        x: Float[Tensor, "batch pos d_model"],
+        x: Float[Tensor, "batch pos d_model"] | None,
         kv: Float[Tensor, "batch kpos d_model"] | None = None,
         key_padding_mask: Bool[Tensor, "batch kpos"] | None = None,
         cache: dict | None = None,
+        heads: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> Float[Tensor, "batch pos d_model"]:
+        """`x` [batch pos d_model], or `heads` (x=None): per-head inputs (q_in, k_in, v_in)."""
         if kv is not None:
             raise ValueError("LinearAttention is self-attention only: kv must be None")
-        L = x.shape[1]
+        q, k, v = self.project(x, "qkv") if heads is None else self.project_heads(*heads)
+        L = q.shape[1]
         key_mask = key_padding_mask[:, -L:] if key_padding_mask is not None else None  # a cache holds the rest
-        q, k, v = self.project(x, "qkv")
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         phi_q, phi_k = self.hook_phi_q(self.features(q)), self.hook_phi_k(self.features(k))
-        beta = self.hook_beta(torch.sigmoid(x @ self.W_beta + self.b_beta)) if self.rule == "delta" else None
+        beta = self.hook_beta(torch.sigmoid(self.beta_logits(x, heads))) if self.rule == "delta" else None
         phi_q, phi_k, v = (rearrange(t, "b p h e -> b h p e") for t in (phi_q, phi_k, v))
         beta = rearrange(beta, "b p h -> b h p") if beta is not None else None
         state = cache.get("state") if cache is not None else None
@@ -121,6 +126,12 @@ class LinearAttention(HeadProjections):
         if is_hooked(self.hook_result):
             return self.hook_result(einsum(z, self.W_O, "b p h e, h e d -> b p h d")).sum(2) + self.b_O
         return rearrange(z, "b p h e -> b p (h e)") @ rearrange(self.W_O, "h e d -> (h e) d") + self.b_O
+
+    def beta_logits(self, x: Tensor | None, heads: tuple | None) -> Float[Tensor, "batch pos head"]:
+        """x . W_beta + b_beta; with per-head inputs each head's write strength reads its own key input."""
+        if heads is None:
+            return x @ self.W_beta + self.b_beta
+        return einsum(heads[1], self.W_beta, "b p h d, d h -> b p h") + self.b_beta
 
     def pattern_output(self, q: Tensor, k: Tensor, v: Tensor, beta, key_mask, state) -> Tensor:
         """Y = A V (+ the contribution of an initial state), A the hooked equivalent attention matrix."""

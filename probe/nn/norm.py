@@ -1,8 +1,9 @@
 """Normalisation layers with TransformerLens' hooks: LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019);
 BatchNorm lives in `probe.nn.batch_norm`.
 
-`hook_scale` [batch pos 1] is the divisor, `hook_normalized` the normalised vector before the affine map, as in
-TransformerLens, so `ActivationCache.apply_ln_to_stack` works. When neither hook is active, the fused kernel runs.
+`hook_scale` [batch pos 1] ([batch pos head 1] on TransformerLens' per-head inputs) is the divisor, `hook_normalized`
+the normalised vector before the affine map, as in TransformerLens, so `ActivationCache.apply_ln_to_stack` works.
+When neither hook is active (through TransformerLens or nnsight), the fused kernel runs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class LayerNorm(nn.Module):
         self.hook_scale = HookPoint()
         self.hook_normalized = HookPoint()
 
-    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(self, x: Float[Tensor, "batch pos *head d_model"]) -> Float[Tensor, "batch pos *head d_model"]:
         if not (is_hooked(self.hook_scale) or is_hooked(self.hook_normalized)):
             return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
         centered = x - x.mean(-1, keepdim=True)  # (torch.var_mean is ~15x slower on CPU)
@@ -42,7 +43,7 @@ class RMSNorm(nn.Module):
         self.hook_scale = HookPoint()
         self.hook_normalized = HookPoint()
 
-    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(self, x: Float[Tensor, "batch pos *head d_model"]) -> Float[Tensor, "batch pos *head d_model"]:
         if not (is_hooked(self.hook_scale) or is_hooked(self.hook_normalized)):
             return F.rms_norm(x, x.shape[-1:], self.w, self.eps)
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())

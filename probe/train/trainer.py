@@ -204,6 +204,8 @@ class Trainer:
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.last_loss: float | None = None
+        self.loss_total = torch.zeros((), device=self.device)  # sum of the step losses this trainer ran
+        self.loss_count = 0  # (callbacks difference these to get the mean loss between two of their calls)
         self.last_good_checkpoint: Path | None = None
         self.stop_reason: str | None = None  # set by `request_stop`
         self.log_path = Path(cfg.log_file) if cfg.log_file else (
@@ -330,6 +332,8 @@ class Trainer:
         n_since, tokens_since, t_last = 0, 0, time.perf_counter()
         self.model.train()
         batches = self.stream.iterate(self.step * accum)
+        for cb in self.callbacks:
+            cb.on_start(self)
         if self.step == 0:
             self._run_callbacks(0)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and self.dist.is_main),
@@ -375,6 +379,8 @@ class Trainer:
                 self._first_bad = torch.where(bad, step, self._first_bad)
                 self._bad_value = torch.where(bad, step_loss, self._bad_value)
                 loss_sum += step_loss
+                self.loss_total += step_loss
+                self.loss_count += 1
                 n_since += 1
                 self.step = step + 1
                 last = self.step == cfg.steps

@@ -23,13 +23,17 @@ def test_seq2seq_targets(task):
 
 
 def test_induction_labels_are_copies_of_the_first_block():
-    block = 5
-    ds = synthetic.induction(20, n_symbols=7, block=block, seed=1)
+    from probe.data.induction import repeated_blocks
+
+    ds = synthetic.induction(20, n_symbols=7, min_block=3, max_block=5, length=16, seed=1)
     tokens, labels = ds.tensors["tokens"], ds.tensors["labels"]
+    blocks = repeated_blocks(20, n_symbols=7, min_block=3, max_block=5, length=16, seed=1).block
     scored = (labels != -100).nonzero()
-    assert len(scored) == 20 * (block - 1)
+    assert len(scored) > 20
     for b, p in scored.tolist():
-        assert labels[b, p] == tokens[b, p + 1] == tokens[b, p + 1 - block]  # predictable by induction
+        B = int(blocks[b, p + 1])
+        assert labels[b, p] == tokens[b, p + 1] == tokens[b, p + 1 - B]  # predictable by induction
+    assert set(synthetic.induction(4, targets="all", length=40).tensors) == {"tokens"}
 
 
 def test_associative_recall_label_is_the_queried_value():
@@ -57,8 +61,10 @@ def test_seeded_and_validated():
         synthetic.seq2seq("copy", 4, min_len=5, max_len=3)
     with pytest.raises(ValueError, match="n_pairs=5 must be <= n_keys=4"):
         synthetic.associative_recall(4, n_keys=4, n_pairs=5)
-    with pytest.raises(ValueError, match="block=1"):
-        synthetic.induction(4, block=1)
+    with pytest.raises(ValueError, match="min_block=1"):
+        synthetic.induction(4, min_block=1)
+    with pytest.raises(ValueError, match="targets='some'"):
+        synthetic.induction(4, targets="some")
 
 
 @pytest.mark.parametrize("task", synthetic.TASKS)

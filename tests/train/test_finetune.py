@@ -42,7 +42,7 @@ def test_layer_groups_run_from_the_head_down_and_cover_every_parameter():
 def fine_tune(steps, every=2):
     model = classifier()
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
-    data = induction_data(32)
+    data = induction_data(32, targets="repeat")
     data.tensors["labels"] = data.tensors.pop("labels")[:, -1] % 2
     cb = GradualUnfreezing(layer_groups(model), every=every)
     Trainer(model, data, None, TrainConfig(steps=steps, batch_size=8, lr=1e-2, progress=False), callbacks=[cb]).fit()
@@ -61,7 +61,7 @@ def test_gradual_unfreezing_trains_one_more_group_every_few_steps():
 def test_gradual_unfreezing_refuses_groups_that_miss_or_repeat_parameters():
     model = classifier()
     groups = layer_groups(model)
-    data = induction_data(16)
+    data = induction_data(16, targets="repeat")
     data.tensors["labels"] = data.tensors.pop("labels")[:, -1] % 2
     for bad, message in [(groups[:-1], "in no group \\['embed.W_E'"), (groups + [groups[0]], "in two groups"),
                          (groups + [["nope"]], "not in the model \\['nope'\\]")]:

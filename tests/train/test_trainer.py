@@ -4,15 +4,7 @@ import pytest
 import torch
 
 from probe.data import synthetic
-from probe.train import (
-    AttentionTrajectory,
-    Callback,
-    EarlyStopping,
-    NonFiniteLossError,
-    TrainConfig,
-    Trainer,
-    load_trajectory,
-)
+from probe.train import Callback, EarlyStopping, NonFiniteLossError, TrainConfig, Trainer
 from probe.train.trainer import select_device, smoothed_loss
 from tests.train.helpers import induction_data, tiny_decoder
 
@@ -148,27 +140,6 @@ def test_dataloader_input():
     assert trainer.step == 10 and len(trainer.losses()) == 2
 
 
-def test_attention_trajectory(tmp_path):
-    model = tiny_decoder()
-    probe_batch = induction_data(3, seed=5)[:3]
-    traj = AttentionTrajectory(probe_batch, tmp_path / "traj", every=2)
-    trainer = Trainer(model, induction_data(), None, TrainConfig(steps=5, batch_size=8, progress=False),
-                      callbacks=[traj])
-    trainer.fit()
-    index, tensors = load_trajectory(tmp_path / "traj")
-    assert index["steps"] == [0, 2, 4, 5] and index["hooks"] == ["blocks.0.attn.hook_pattern"]
-    pattern = tensors["blocks.0.attn.hook_pattern"]
-    assert pattern.shape == (4, 3, 2, 9, 9)
-    torch.testing.assert_close(pattern.sum(-1), torch.ones(4, 3, 2, 9))
-    assert torch.equal(tensors["probe.tokens"], probe_batch["tokens"])
-    model.eval()
-    _, cache = model.run_with_cache(**probe_batch, names_filter=["blocks.0.attn.hook_pattern"])
-    torch.testing.assert_close(pattern[-1], cache["pattern", 0])  # the last record is the final model's pattern
-    assert not torch.allclose(pattern[0], pattern[-1])
-    with pytest.raises(FileNotFoundError, match="not an attention trajectory"):
-        load_trajectory(tmp_path)
-
-
 def test_trains_seq2seq_and_classifier():
     """The same loop drives an encoder-decoder and an encoder classifier: the loss falls."""
     from probe.config import TransformerConfig
@@ -242,7 +213,7 @@ def test_a_callback_can_stop_training_early(tmp_path):
     assert trainer.step == 3 and trainer.stop_reason == "test" and stop.ended
     assert [r["step"] for r in history if "loss" in r] == [2, 3]  # the step since the last record is logged
     assert {"step": 3, "event": "stop", "reason": "test"} in history and "eval_loss" in history[-1]
-    assert json.loads((tmp_path / "final" / "meta.json").read_text())["step"] == 3
+    assert json.loads((tmp_path / "meta.json").read_text())["step"] == 3
     uninterrupted = Trainer(tiny_decoder(), induction_data(), None,
                             TrainConfig(steps=3, batch_size=8, lr=3e-3, log_every=1, progress=False))
     uninterrupted.fit()

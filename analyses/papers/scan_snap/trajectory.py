@@ -2,27 +2,27 @@
 Figure-4 setup (zero init, eta_Z = 1, eta_Y/eta_Z = 1 and 10), which the dashboard replays as c_{l|n} without
 training, and the snap it shows: after the scan the attention stops moving. Snap is measured per run as the mean
 speed |c(t+1) - c(t)|_1 (mean over classes) over the last ten iterations against the peak speed. With `save_to` set
-the first seed's trajectory is written there as safetensors + JSON (`save_trajectory`; `load_trajectory` reads it);
-the shipped one in checkpoints/scan_snap_trajectory is made by
+the first seed's trajectory is recorded there with `probe.trajectory.TrajectoryWriter`, the format of every recording
+(`probe.load_trajectory` reads it: traj["Z"] [step, ratio, M, M]); the shipped one in
+checkpoints/scan_snap_trajectory is made by
 `python -m analyses run papers.scan_snap.trajectory --set save_to=checkpoints/scan_snap_trajectory`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 
 from analyses.papers.scan_snap._common import FIG4_DATA, FIG4_ETA_Z, FIG4_RATIOS, SOURCE, class_c, snap_index, speed
 from probe.data.scan_snap import ScanSnapData
-from probe.models.scan_snap_config import ScanSnapConfig
 from probe.study import Claim, Outcome, Study, command_line, judge, main, per_seed
 from probe.train.scan_snap_sweep import RunSpec, sweep
+from probe.trajectory import TrajectoryWriter
 
 DEFAULT_DIR = Path("checkpoints/scan_snap_trajectory")
 CLAIMS = (
@@ -39,7 +39,7 @@ class Config:
     eta_z: float = FIG4_ETA_Z
     iters: int = 100
     batch: int = 128
-    save_to: str | None = None  # write the first seed's trajectory there (trajectory.safetensors + meta.json)
+    save_to: str | None = None  # record the first seed's trajectory there (probe.load_trajectory reads it)
     seeds: tuple[int, ...] = (2, 3, 4)  # seed 2: the authors' Figure 4
 
 
@@ -57,37 +57,19 @@ def experiment(cfg: Config) -> Outcome:
          "snap_step": snap_index(v[:, i], 0.1)}
         for i, (r, s) in enumerate(variants)])
     first = [i for i, (_, s) in enumerate(variants) if s == cfg.seeds[0]]
-    tensors = {"Z": res.Z_history[:, first].transpose(0, 1).contiguous(),  # [ratio, step, M, M]
-               "Y": res.Y_history[:, first].transpose(0, 1).contiguous(),
-               "loss": res.loss[:, first].T.contiguous()}  # [ratio, iter]
     meta = {"kind": "scan_snap_trajectory", "config": FIG4_DATA.replace(seed=cfg.seeds[0]).to_dict(),
-            "eta_z": cfg.eta_z, "ratios": list(cfg.ratios), "steps": res.record_steps, "iters": cfg.iters,
-            "batch": cfg.batch, "momentum": 0.9,
-            "layout": {"Z": "[ratio, step, M, M], Z[query, key]", "Y": "[ratio, step, M, M], logits = Y @ bag",
-                       "loss": "[ratio, iter]"},
+            "eta_z": cfg.eta_z, "ratios": list(cfg.ratios), "iters": cfg.iters, "batch": cfg.batch, "momentum": 0.9,
+            "layout": {"Z": "[step, ratio, M, M], Z[query, key]", "Y": "[step, ratio, M, M], logits = Y @ bag",
+                       "loss": "[step, ratio]: the loss of the batch at that step, before its update (NaN at the "
+                               "last step)"},
             "command": command_line(), "study_config": dataclasses.asdict(cfg)}
     if cfg.save_to is not None:
-        save_trajectory(cfg.save_to, tensors, meta)
+        writer = TrajectoryWriter(cfg.save_to, meta)
+        for i, step in enumerate(res.record_steps):
+            loss = res.loss[step, first] if step < cfg.iters else torch.full((len(first),), math.nan)
+            writer.append(step, {"Z": res.Z_history[i, first], "Y": res.Y_history[i, first], "loss": loss})
+        writer.close()
     return Outcome(table, artifacts={"speed": v.cpu().numpy(), "variants": variants})
-
-
-def save_trajectory(out: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
-    """trajectory.safetensors + meta.json under `out` (the format `load_trajectory` and the dashboard read)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out / "trajectory.safetensors"))
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    return out
-
-
-def load_trajectory(path: str | Path = DEFAULT_DIR) -> tuple[dict[str, torch.Tensor], dict, ScanSnapConfig]:
-    """(tensors, meta, cfg) of a saved trajectory."""
-    path = Path(path)
-    if not (path / "trajectory.safetensors").exists():
-        raise FileNotFoundError(f"no trajectory.safetensors in {path}; make it with `python -m analyses run "
-                                f"papers.scan_snap.trajectory --set save_to={path}`")
-    meta = json.loads((path / "meta.json").read_text())
-    return load_file(str(path / "trajectory.safetensors")), meta, ScanSnapConfig.from_dict(meta["config"])
 
 
 def make(out: str | Path, quick: bool = False) -> Path:

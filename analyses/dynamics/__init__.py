@@ -1,0 +1,1 @@
+"""Training-dynamics studies: induction-head formation, grokking."""
