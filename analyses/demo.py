@@ -127,8 +127,9 @@ def write_report(demo: DemoResult, out: Path) -> None:
         lines += [
             "", "## An encoder-decoder that reverses sequences", "",
             f"A {c.n_layers}+{c.n_layers}-layer encoder-decoder trained for {c.steps} steps "
-            f"({row['train_s']:.0f} s) reverses fresh sequences of {c.min_len}..{c.max_len} symbols: greedy "
-            f"exact match {row['exact_match']:.3f}, token accuracy {row['token_accuracy']:.3f}. Report: "
+            f"({row['train_s']:.0f} s) to reverse sequences of {c.min_len}..{c.max_len} symbols, scored by greedy "
+            f"decoding of fresh ones: exact match {row['exact_match']:.3f}, token accuracy "
+            f"{row['token_accuracy']:.3f}. Report: "
             f"[{rrel}/report.md]({rrel}/report.md).", "",
             f"![cross-attention]({rrel}/cross_attention.png)",
         ]
