@@ -108,3 +108,13 @@ def test_quick_pipeline(tmp_path):
                                           "pos_layout_gap", "pos_cos_to_init", "rollout_row_error"], rows=1,
                         figures=["cls_attention_rollout.png", "position_similarity.png", "logit_lens.png"])
     assert table["rollout_row_error"].item() < 1e-5
+
+
+@pytest.mark.gpu
+def test_quick_run_on_cuda(tmp_path):
+    """The former study crashed on any GPU machine (model on CUDA, images on the CPU)."""
+    from probe.study import run
+
+    result = run(STUDY, quick=True, out=tmp_path, overrides={"device": "cuda"})
+    assert result.outcome.artifacts["model"].W_pos.device.type == "cuda"
+    assert result.table["rollout_row_error"].item() < 1e-5
