@@ -52,12 +52,14 @@ def stratified_subset(data: TensorImageDataset, fraction: float, seed: int) -> T
 
 def train_config(steps: int, seed: int, n_examples: int, device: str | None = None, progress: bool = False,
                  batch_size: int = RECIPE["batch_size"], lr: float = RECIPE["lr"],
-                 weight_decay: float = RECIPE["weight_decay"], warmup: float = RECIPE["warmup"]) -> TrainConfig:
+                 weight_decay: float = RECIPE["weight_decay"], warmup: float = RECIPE["warmup"],
+                 log_every: int | None = None) -> TrainConfig:
     """The recipe every vision model trains with: AdamW, `warmup` of the steps warmed up, then cosine decay to 0,
-    gradients clipped at 1; the batch is the whole set when it holds fewer than `batch_size` images."""
+    gradients clipped at 1; the batch is the whole set when it holds fewer than `batch_size` images. The mean
+    training loss is logged every `log_every` steps (default: once, at the end)."""
     return TrainConfig(steps=steps, batch_size=min(batch_size, n_examples), lr=lr, optimizer="adamw",
                        weight_decay=weight_decay, schedule="cosine", warmup_steps=max(1, int(warmup * steps)),
-                       seed=seed, device=device, log_every=steps, progress=progress)
+                       seed=seed, device=device, log_every=log_every or steps, progress=progress)
 
 
 def train(model: nn.Module, data: TensorImageDataset, cfg: TrainConfig) -> Trainer:
