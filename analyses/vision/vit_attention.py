@@ -42,7 +42,7 @@ CLAIMS = (
           "nostalgebraist 2020 (logit lens); Dosovitskiy et al. 2021 §3.1",
           "class-token logit-lens accuracy after the last block - at the embeddings", ">", 0.0),
     Claim("lens_exact_at_end", "After the last block the class token's logit lens is the model's own prediction",
-          "definition of the lens (ln_final and the head on the class token)",
+          "nostalgebraist 2020 (logit lens): ln_final and the head on the last stream are the model",
           "|class-token logit-lens accuracy after the last block - test accuracy|", "<=", 1e-6),
     Claim("positions_recover_2d", "Learned 1-D position embeddings recover the 2-D layout of the patches",
           "Dosovitskiy et al. 2021 §4.5, fig. 7",
