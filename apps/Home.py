@@ -17,6 +17,7 @@ PAGES = [
     st.Page("views/scan_snap_replay.py", title="Scan & Snap replay", icon=":material/replay:"),
     st.Page("views/training_trajectories.py", title="Training trajectories", icon=":material/timeline:"),
     st.Page("views/claims.py", title="Claims", icon=":material/fact_check:"),
+    st.Page("views/sae.py", title="Sparse autoencoders", icon=":material/scatter_plot:"),
 ]
 
 st.navigation(PAGES).run()

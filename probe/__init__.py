@@ -22,7 +22,6 @@ _EXPORTS = {
     "LSTMConfig": "probe.models.lstm",
     "ScanSnapModel": "probe.models.scan_snap",
     "load": "probe.checkpoint",
-    "save": "probe.checkpoint",
     "list_checkpoints": "probe.checkpoint",
     "Trainer": "probe.train.trainer",
     "TrainConfig": "probe.train.trainer",
@@ -32,5 +31,13 @@ _EXPORTS = {
     "TrajectoryWriter": "probe.trajectory",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "save"])
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+
+def save(model, path, meta=None, tokenizer=None, extra=None):
+    """`probe.checkpoint.save` (imported on first call). Not a lazy name: nnsight gives every object a `save`
+    method, which a module-level `__getattr__` would never get to override."""
+    from probe.checkpoint import save as save_checkpoint
+
+    return save_checkpoint(model, path, meta, tokenizer, extra)

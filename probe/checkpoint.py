@@ -40,6 +40,7 @@ REGISTRY: dict[str, str] = {
     "cnn": "probe.models.cnn:CNN",
     "lstm": "probe.models.lstm:LSTM",
     "scan_snap": "probe.models.scan_snap:ScanSnapModel",
+    "sae": "probe.sae.sae:SparseAutoencoder",
 }
 REQUIRED = ("config.json", "model.safetensors", "meta.json")
 

@@ -158,3 +158,11 @@ def test_probe_reaches_the_checkpoint_module_after_a_plain_import():
     code = "import probe; probe.checkpoint.list_checkpoints; probe.list_checkpoints; probe.load"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_probe_save_is_the_checkpoint_writer_even_with_nnsight_loaded(tmp_path):
+    """nnsight gives every object a `save` method; `probe.save` must not become nnsight's."""
+    import nnsight  # noqa: F401
+
+    path = probe.save(make(), tmp_path / "ck", meta={"step": 1})
+    assert probe.load(path).cfg == make().cfg

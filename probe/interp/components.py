@@ -1,4 +1,4 @@
-"""The attention stacks of a probe model and the hook names of their parts (DESIGN.md, "Hook names").
+"""The attention stacks of a probe model and the hook names of their parts (ARCHITECTURE.md, "Hook names").
 
 A decoder, an encoder and a ViT have one stack, "blocks"; an encoder-decoder has three: "encoder" (self-attention
 over the source), "decoder" (causal self-attention over the target) and "cross" (the decoder's attention over the
