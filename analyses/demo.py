@@ -6,7 +6,8 @@
 2. Interop: that 2-layer model exported to Hugging Face (GPT-2 layout) and booted offline in TransformerLens'
    TransformerBridge; the bridge's logits and the induction head's attention pattern must equal ours to `TOLERANCE`,
    or the demo stops with an error (DIR/hf_induction).
-3. `analyses.reverse`: an encoder-decoder trained to reverse sequences, scored by greedy decoding (DIR/../reverse).
+3. `papers.reverse` with one seed: an encoder-decoder trained to reverse sequences, scored by greedy decoding
+   (DIR/../reverse).
 4. DIR/report.md: one page with the measured numbers, every one computed here.
 
 `python -m analyses.demo [--quick] [--out DIR]` (default runs/demo).
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from analyses import reverse
 from analyses.dynamics import induction_formation as induction
+from analyses.papers import reverse
 from probe.study import Result, _jsonable, markdown_table, verdict_table
 from probe.study import run as run_study
 
@@ -37,7 +38,7 @@ class BridgeMismatch(RuntimeError):
 @dataclass
 class DemoResult:
     induction: Result
-    reverse: reverse.ReverseResult | None = None
+    reverse: Result | None = None
     bridge: dict = field(default_factory=dict)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
@@ -121,13 +122,14 @@ def write_report(demo: DemoResult, out: Path) -> None:
     else:
         lines.append("Skipped (--no-bridge).")
     if demo.reverse is not None:
-        v, c = demo.reverse, demo.reverse.config
+        c, row = demo.reverse.config, demo.reverse.table.iloc[0]
         rrel = Path("..") / "reverse"
         lines += [
             "", "## An encoder-decoder that reverses sequences", "",
-            f"A {c['n_layers']}+{c['n_layers']}-layer encoder-decoder trained for {c['steps']} steps "
-            f"({v.train_seconds:.0f} s) reverses fresh sequences of {c['min_len']}..{c['max_len']} symbols: greedy "
-            f"exact match {v.exact_match:.3f}, token accuracy {v.token_accuracy:.3f}. Report: "
+            f"A {c.n_layers}+{c.n_layers}-layer encoder-decoder trained for {c.steps} steps "
+            f"({row['train_s']:.0f} s) to reverse sequences of {c.min_len}..{c.max_len} symbols, scored by greedy "
+            f"decoding of fresh ones: exact match {row['exact_match']:.3f}, token accuracy "
+            f"{row['token_accuracy']:.3f}. Report: "
             f"[{rrel}/report.md]({rrel}/report.md).", "",
             f"![cross-attention]({rrel}/cross_attention.png)",
         ]
@@ -151,13 +153,13 @@ def run(quick: bool = False, out: str | Path = "runs/demo", bridge: bool = True,
         tokens = induction.blocks(result.config, 8, 99).tokens
         demo.bridge = bridge_check(model, tokens, (layer, head), out)
     if with_reverse:
-        demo.reverse = reverse.run(quick=quick, out=out.parent / "reverse")
+        demo.reverse = run_study(reverse.STUDY, quick=quick, seeds=1, out=out.parent / "reverse")
     demo.seconds, demo.cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     metrics = {"seconds": demo.seconds, "cpu_seconds": demo.cpu_seconds, "bridge": demo.bridge,
                "induction_table": result.table.to_dict(orient="records"),
                "induction_verdicts": [v.to_dict() for v in result.verdicts],
-               "reverse_exact_match": demo.reverse.exact_match if demo.reverse else None,
-               "reverse_claims": demo.reverse.claims if demo.reverse else None}
+               "reverse_exact_match": float(demo.reverse.table["exact_match"].iloc[0]) if demo.reverse else None,
+               "reverse_verdicts": [v.to_dict() for v in demo.reverse.verdicts] if demo.reverse else None}
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2) + "\n")
     write_report(demo, out)
     return demo

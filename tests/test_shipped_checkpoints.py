@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import probe
-from analyses.reverse import ReverseConfig, data, decode_accuracy
+from analyses.papers.reverse import Config, data, decode_accuracy
 
 ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
 
@@ -18,7 +18,7 @@ def meta(name: str) -> dict:
 
 
 SHIPPED = [("induction_2l", "analyses run dynamics.induction_formation", "--set save=checkpoints/induction_2l"),
-           ("reverse_encdec", "analyses.reverse", "--save checkpoints/reverse_encdec")]
+           ("reverse_encdec", "analyses run papers.reverse", "--set save=checkpoints/reverse_encdec")]
 
 
 @pytest.mark.parametrize("name, module, flag", SHIPPED)
@@ -62,7 +62,7 @@ def test_induction_checkpoint_ships_its_recording():
 
 def test_reverse_checkpoint_reverses_fresh_sequences():
     model = probe.load(ROOT / "reverse_encdec")
-    c = ReverseConfig(**meta("reverse_encdec")["analysis_config"])
+    c = Config(**meta("reverse_encdec")["analysis_config"])
     exact, token = decode_accuracy(model, data(c, 256, seed=12345)[:])
     assert exact >= 0.95 and token >= 0.98
 

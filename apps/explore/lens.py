@@ -66,5 +66,5 @@ def vit_lens(s: Subject, streams: list[str], probs: np.ndarray) -> None:
              f"patches predicting {cls}": float((probs[i, 1:].argmax(-1) == cls).mean())}
             for i, n in enumerate(streams)]
     st.dataframe(rows, hide_index=True)
-    st.caption("ln_final and the head applied to every token of each residual stream (analyses/vit_attention.py's "
-               "lens, for this one image).")
+    st.caption("ln_final and the head applied to every token of each residual stream "
+               "(analyses/vision/vit_attention.py's lens, for this one image).")

@@ -3,7 +3,7 @@ applied to the residual stream after every layer, as if the model stopped there.
 
 For a decoder or an encoder the lens reads every position; for an encoder-decoder the decoder's stream; for a ViT
 and a classifier encoder every token (class token and patches), through the head, as the patch-wise lens of
-analyses/vit_attention.py. The last stream's lens equals the model's own logits (at every position for a language
+analyses/vision/vit_attention.py. The last stream's lens equals the model's own logits (at every position for a language
 model; at the pooled token for a class-token classifier).
 """
 

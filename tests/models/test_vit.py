@@ -197,4 +197,4 @@ def test_shipped_checkpoint_reaches_95_percent():
     with torch.no_grad():
         acc = (model(test.images).argmax(-1) == test.labels).float().mean().item()
     assert acc >= 0.95
-    assert read_meta("checkpoints/vit_digits")["command"].startswith("python -m analyses.train_vision_checkpoints")
+    assert read_meta("checkpoints/vit_digits")["command"].startswith("python -m analyses.vision._checkpoints")
