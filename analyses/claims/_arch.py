@@ -27,6 +27,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from analyses.claims._plot import save
 from probe import TrainConfig, Trainer, Transformer
 from probe.train.batches import DictDataset
 from probe.train.trainer import NonFiniteLossError
@@ -216,11 +217,5 @@ def with_hooks(model: Transformer, hooks: Sequence[tuple[str, Callable]]) -> Tra
 
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
-    """Lay out, write `out_dir/name.png` and close a matplotlib figure; the list a study's `figures` returns."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(out_dir) / f"{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    """`out_dir/name.png` through the claims' one figure writer (`_plot.save`)."""
+    return save(fig, Path(out_dir) / f"{name}.png")

@@ -5,7 +5,6 @@ use unless the claim is about the recipe, and their figures (bars of the mean ov
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,13 +30,3 @@ def seed_bars(ax: Any, x: Sequence[float], samples: Sequence[Sequence[float]], w
     ax.bar(x, [float(np.mean(s)) for s in samples], width, **bar)
     for xi, s in zip(x, samples):
         ax.scatter(np.full(len(s), xi), s, color="k", s=8, zorder=3)
-
-
-def save(fig: Any, path: Path) -> list[Path]:
-    """Lay out, write as PNG and close `fig`; the list of written paths (what a study's `figures` returns)."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]

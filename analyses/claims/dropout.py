@@ -24,7 +24,8 @@ import pandas as pd
 import torch
 
 from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model
-from analyses.claims._kit import recipe, save, seed_bars
+from analyses.claims._kit import recipe, seed_bars
+from analyses.claims._plot import save
 from probe import Trainer, Transformer
 from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main, paired
 

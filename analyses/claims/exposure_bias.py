@@ -27,7 +27,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from analyses.claims._kit import recipe, save
+from analyses.claims._kit import recipe
+from analyses.claims._plot import save
 from probe import Trainer, Transformer, TransformerConfig
 from probe.data.synthetic import PAD, seq2seq, task_model_fields
 from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analyses.claims._kit import recipe, save, seed_bars
+from analyses.claims._kit import recipe, seed_bars
+from analyses.claims._plot import save
 from probe import Trainer, Transformer, TransformerConfig
 from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main
 from probe.train.batches import DictDataset

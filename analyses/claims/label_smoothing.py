@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 
 from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model
-from analyses.claims._kit import recipe, save
+from analyses.claims._kit import recipe
+from analyses.claims._plot import save
 from probe import Trainer
 from probe.ops.calibration import reliability
 from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main, paired

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analyses.claims._kit import recipe, save, seed_bars
+from analyses.claims._kit import recipe, seed_bars
+from analyses.claims._plot import save
 from probe import Trainer, Transformer, TransformerConfig
 from probe.study import Claim, Outcome, Study, Verdict, column, grid, judge, main, paired
 from probe.train.batches import DictDataset

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from analyses.claims._charlm import LMConfig, char_lm, evaluate, lm_model, unigram_loss
-from analyses.claims._kit import recipe, save
+from analyses.claims._kit import recipe
+from analyses.claims._plot import save
 from probe import Trainer
 from probe.study import Claim, Outcome, Study, Verdict, grid, judge, main
 from probe.train.trainer import NonFiniteLossError
