@@ -74,3 +74,23 @@ def test_induction_checkpoint_exports_to_gpt2_exactly():
     tokens = induction_data(4, seed=1).tokens
     with torch.no_grad():
         assert (to_hf_gpt2(model)(tokens).logits - model(tokens)).abs().max() < 1e-4
+
+
+def test_grokking_checkpoint_generalises_and_ships_its_recording():
+    """checkpoints/grokking (made by the command in its meta.json) has grokked: the held-out pairs of its split are
+    answered, and its recording of the progress measures ends at the model it ships."""
+    from probe.data.modular import modular_addition
+
+    info = meta("grokking")
+    assert info["command"].startswith("python -m analyses run dynamics.grokking") and "--set ship=" in info["command"]
+    task = modular_addition(info["task"]["p"], info["task"]["frac_train"], info["task"]["split_seed"])
+    model = probe.load(ROOT / "grokking")
+    test = task.test.tensors
+    with torch.no_grad():
+        logits = model(test["tokens"])[:, -1]
+    labels = test["labels"][:, -1]
+    assert (logits.argmax(-1) == labels).float().mean() > 0.99
+    traj = probe.load_trajectory(ROOT / "grokking" / "trajectory")
+    assert traj.steps[-1] == info["study_config"]["steps"] and traj["grokking.test_acc"][-1] > 0.99
+    assert traj["grokking.train_acc"][0] < 0.1  # it starts at chance
+    assert sum(f.stat().st_size for f in (ROOT / "grokking").rglob("*") if f.is_file()) < 4_000_000
