@@ -186,35 +186,21 @@ def random_composition_scores(d_model: int, d_head: int, mode: str = "K", n: int
 @torch.no_grad()
 def head_ablation_hooks(model, heads: Sequence[tuple[int, int]], tokens: Tensor | None = None, how: str = "mean",
                         ) -> list[tuple[str, Callable]]:
-    """Forward hooks for `model.run_with_hooks(..., fwd_hooks=...)` that replace the output (`hook_z`) of each
+    """Forward hooks for `model.run_with_hooks(tokens, fwd_hooks=...)` that replace the output (`hook_z`) of each
     (layer, head) in `heads` by zero (how="zero") or by its mean over the batch `tokens` at each position
-    (how="mean", mean ablation; the hooked input must be no longer than `tokens`)."""
+    (how="mean", mean ablation of a run on a batch of the same shape): `probe.interp.ablation.ablation_hooks` on the
+    model's one stack, addressed by (layer, head)."""
+    from probe.interp.ablation import ablation_hooks
+
     if how not in ("mean", "zero"):
         raise ValueError(f"how={how!r} is not 'mean' or 'zero'")
-    by_layer: dict[int, list[int]] = {}
     for layer, head in heads:
         if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
             raise ValueError(f"head ({layer}, {head}) is not in the model's {model.cfg.n_layers} layers x "
                              f"{model.cfg.n_heads} heads")
-        by_layer.setdefault(layer, []).append(head)
-    names = [f"blocks.{layer}.attn.hook_z" for layer in by_layer]
-    means: dict[str, Tensor] = {}
-    if how == "mean":
-        if tokens is None:
-            raise ValueError("how='mean' needs tokens (the batch whose mean output replaces the heads')")
-        _, cache = model.run_with_cache(tokens.to(model.device), names_filter=names)
-        means = {name: cache[name].mean(0) for name in names}  # [pos head d_head]
-
-    def hook_for(name: str, idx: list[int]) -> Callable:
-        def hook(z: Tensor, hook) -> Tensor:
-            z = z.clone()
-            if how == "zero":
-                z[:, :, idx] = 0.0
-            else:
-                z[:, :, idx] = means[name][: z.shape[1], idx].to(z)
-            return z
-
-        return hook
-
-    return [(f"blocks.{layer}.attn.hook_z", hook_for(f"blocks.{layer}.attn.hook_z", idx))
-            for layer, idx in by_layer.items()]
+    if how == "zero":
+        return ablation_hooks(model, [("blocks", layer, head) for layer, head in heads], "zero")
+    if tokens is None:
+        raise ValueError("how='mean' needs tokens (the batch whose mean output replaces the heads')")
+    return ablation_hooks(model, [("blocks", layer, head) for layer, head in heads], "mean",
+                          reference={"tokens": tokens.to(model.device)}, batch=tokens.shape[0])
