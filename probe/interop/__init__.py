@@ -4,9 +4,10 @@
 - `to_hf_llama` (hf_llama.py): RMSNorm + rotary decoders -> LlamaForCausalLM;
 - `export` / `boot_bridge` (bridge.py): write a Hugging Face model directory (layout chosen from the config, with a
   tokenizer) and boot it offline in TransformerBridge;
-- `export_vit` (hf_vit.py): ViTs -> ViTForImageClassification.
+- `export_vit` (hf_vit.py): ViTs -> ViTForImageClassification;
+- `probe.interop.circuitsvis.attention` / `.offline`: circuitsvis views that render without a network.
 
-Names are imported lazily, so `import probe.interop` does not import `transformers`.
+Names are imported lazily, so `import probe.interop` does not import `transformers` or `circuitsvis`.
 """
 
 from __future__ import annotations
