@@ -27,6 +27,7 @@ the run makes that claim's verdict inconclusive.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import shutil
 import tempfile
@@ -86,6 +87,7 @@ class Config:
     seeds: tuple[int, ...] = (0, 1, 2)
     record_dir: str | None = None  # keep each seed's recording under DIR/seed{N} (default: a temporary directory)
     ship: str | None = None  # save the first seed's final model and recording to this checkpoint directory
+    workers: int = 1  # seeds trained at once, in processes of one torch thread each (probe.study.grid)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -94,8 +96,9 @@ class Config:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < (3 if name == "p" else 1)):
                 raise ValueError(f"{name}={value!r} must be an integer >= {3 if name == 'p' else 1} or null")
-        if not isinstance(self.every, int) or self.every < 1:
-            raise ValueError(f"every={self.every!r} must be an integer >= 1")
+        for name in ("every", "workers"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be an integer >= 1")
 
     @property
     def resolved(self) -> dict[str, int]:
@@ -219,14 +222,15 @@ def ship(cfg: Config, model: Transformer, task: ModularAddition, keys: list[int]
     return out
 
 
+def _seed_row(seed: int, cfg: Config) -> dict[str, Any]:
+    """`measure` as one grid row, its curves carried in the `curves` column (importable for worker processes)."""
+    row, curves = measure(cfg, seed)
+    return {**row, "curves": curves}
+
+
 def experiment(cfg: Config) -> Outcome:
-    curves: dict[int, dict[str, np.ndarray]] = {}
-
-    def one(seed: int) -> dict[str, Any]:
-        row, curves[seed] = measure(cfg, seed)
-        return row
-
-    table = grid(one, [{}], cfg.seeds, desc="seeds")
+    table = grid(functools.partial(_seed_row, cfg=cfg), [{}], cfg.seeds, desc="seeds", workers=cfg.workers)
+    curves: dict[int, dict[str, np.ndarray]] = dict(zip(table["seed"].tolist(), table.pop("curves")))
     summary: dict[str, Any] = {"p": cfg.resolved["p"], "steps": cfg.resolved["steps"]}
     for _, r in table.iterrows():
         summary[f"seed {r.seed}: key frequencies"] = r.key_freqs
