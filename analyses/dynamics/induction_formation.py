@@ -285,6 +285,7 @@ def run_one(layers: int, seed: int, cfg: Config, root: Path) -> dict[str, Any]:
     row["cpu_s"] = time.process_time() - start
     if shipped:
         save_checkpoint(model, trainer, cfg, row, Path(cfg.save), time.perf_counter() - wall)
+        shutil.rmtree(Path(cfg.save) / "trajectory", ignore_errors=True)  # a rerun replaces the old recording
         shutil.copytree(path, Path(cfg.save) / "trajectory")
     return row
 
