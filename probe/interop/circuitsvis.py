@@ -4,7 +4,8 @@ circuitsvis 1.43 builds every view twice: an inline one (its whole JavaScript bu
 that imports its scripts from unpkg.com (`cdn_src`). `str(view)`, `show_code()` and any saved page use the CDN one, so
 they show nothing without a network; in Jupyter, `_repr_html_` first probes http://google.com (a 1 s timeout) and
 only then falls back to the inline one. `offline(view)` keeps the inline one for every use and never touches the
-network. `attention(cache, layer, tokens)` is circuitsvis' `attention_heads` on a probe cache, named by head.
+network. `attention(pattern, tokens, layer)` is circuitsvis' `attention_heads` on one prompt of a probe cache, named
+by head.
 """
 
 from __future__ import annotations
@@ -29,11 +30,7 @@ class OfflineHTML:
     def _repr_html_(self) -> str:
         return self.html
 
-    def __html__(self) -> str:
-        return self.html
-
-    def __str__(self) -> str:
-        return self.html
+    __html__ = __str__ = _repr_html_
 
     def save(self, path: str | Path) -> Path:
         """Write a standalone HTML page with the view; returns its path."""
