@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analyses import registry
-from probe.study import add_arguments, parse_overrides, run, write_index
+from probe.study import add_arguments, cpu_seconds, parse_overrides, run, write_index
 
 RUNS = Path("runs")
 
@@ -43,12 +42,6 @@ def group_index(group: str) -> Any:
     if not (registry.ROOT / group / "_index.py").is_file():
         return None
     return importlib.import_module(f"analyses.{group}._index")
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (a grid's worker processes)."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def run_many(names: Sequence[str], quick: bool, seeds: int | None, dirs: Sequence[Path],

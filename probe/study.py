@@ -27,6 +27,7 @@ import json
 import math
 import operator
 import os
+import resource
 import shlex
 import sys
 import time
@@ -255,6 +256,12 @@ def _call(fn: Callable[..., Any], variant: Mapping[str, Any], seed: int, threads
     start = time.perf_counter()
     out = fn(**variant, seed=seed)
     return out, time.perf_counter() - start
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the worker processes of `grid`)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def grid(fn: Callable[..., Mapping[str, Any] | Sequence[Mapping[str, Any]]], variants: Sequence[Mapping[str, Any]],

@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from probe.study import (
     Verdict,
     _jsonable,
     column,
+    cpu_seconds,
     grid,
     interval,
     judge,
@@ -185,6 +187,20 @@ def test_grid_in_worker_processes_gives_the_same_table():
     one = grid(measure, variants, seeds=[0, 1], progress=False).drop(columns="wall_s")
     two = grid(measure, variants, seeds=[0, 1], progress=False, workers=2).drop(columns="wall_s")
     pd.testing.assert_frame_equal(one, two)
+
+
+def spin(width, seed):
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        pass
+    return {"spun": 1}
+
+
+def test_cpu_seconds_counts_the_grid_workers():
+    """A study's `wrote ... s CPU` and the demo's CPU time include the worker processes, not only this one."""
+    start, own = cpu_seconds(), time.process_time()
+    grid(spin, [{"width": 1}, {"width": 2}], seeds=[0], progress=False, workers=2)
+    assert cpu_seconds() - start >= 0.55 and time.process_time() - own < 0.5
 
 
 @dataclass

@@ -112,6 +112,7 @@ class Config:
     save: str = ""  # write the first seed's 2-layer model here (a checkpoint; its recording, with attention patterns
     # every `pattern_every` steps or every 100, in DIR/trajectory)
     recordings: str = ""  # keep every run's recording under this directory (default: a temporary one)
+    workers: int = 1  # runs trained at once, in processes of one torch thread each (probe.study.grid)
 
 
 QUICK = Config(seeds=(0,), n_symbols=8, max_block=4, max_gap=2, length=16, n_train=512, d_model=16, n_heads=2,
@@ -298,7 +299,7 @@ def experiment(cfg: Config) -> Outcome:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(cfg.recordings) if cfg.recordings else Path(tmp)
         table = grid(functools.partial(run_one, cfg=cfg, root=root), [{"layers": n} for n in cfg.layers],
-                     cfg.seeds, desc="induction_formation")
+                     cfg.seeds, desc="induction_formation", workers=cfg.workers)
         curves = {}
         for row in table.itertuples():
             traj = load_trajectory(record_dir(root, row.layers, row.seed))

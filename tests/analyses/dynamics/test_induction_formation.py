@@ -100,8 +100,11 @@ def test_quick_run_writes_the_pipeline(tmp_path):
     traj = probe.load_trajectory(tmp_path / "ckpt" / "trajectory")
     assert "attention.blocks.1.attn.hook_pattern" in traj.names and "head_scores.induction" in traj.names
     assert (tmp_path / "rec" / "L1_seed0" / "trajectory.json").is_file()
-    # a second run into the same checkpoint (`make demo` twice) replaces the model and its recording
-    again = run(study.STUDY, quick=True, out=tmp_path / "out2", seeds=[1], overrides={"save": str(tmp_path / "ckpt")})
+    # a second run into the same checkpoint (`make demo` twice) replaces the model and its recording; this one trains
+    # its 1- and 2-layer models in two worker processes (as `make demo` does), the shipped one saved from a worker
+    again = run(study.STUDY, quick=True, out=tmp_path / "out2", seeds=[1],
+                overrides={"save": str(tmp_path / "ckpt"), "workers": 2})
+    assert sorted(again.table["layers"]) == [1, 2]
     meta = json.loads((tmp_path / "ckpt" / "meta.json").read_text())
     assert meta["metrics"]["best_head"] == again.table[again.table["layers"] == 2]["best_head"].iloc[0]
     assert probe.load_trajectory(tmp_path / "ckpt" / "trajectory").steps[-1] == study.QUICK.steps
