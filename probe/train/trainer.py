@@ -229,7 +229,6 @@ class Trainer:
         return model(**batch, return_type="loss")
 
     @torch.no_grad()
-    @torch.no_grad()
     def evaluate(self, data: Any = None) -> float:
         """Mean loss over the first `eval_batches` batches of `data` (default eval_data), dropout off."""
         data = data if data is not None else self.eval_data
